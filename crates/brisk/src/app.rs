@@ -1,0 +1,182 @@
+//! Config → AppState → Router → a listening server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::modules;
+use crate::platform::auth::{Passwords, TokenKeys, random_secret};
+use crate::platform::config::Config;
+use crate::platform::db::{self, ConnectError, Db};
+use crate::platform::http::error::ApiError;
+use crate::platform::http::pipeline::{self, PipelineOptions};
+use crate::platform::ratelimit::Limits;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub passwords: Passwords,
+    pub limits: Limits,
+    pub metrics: Option<PrometheusHandle>,
+    pub config: Arc<Config>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Brisk", description = "ERP/CRM and commerce backend. The contract is API.md; this document describes every route."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+impl AppState {
+    /// Connects, migrates and loads the signing key.
+    pub async fn new(config: Config) -> Result<AppState, ConnectError> {
+        let db = Db::connect(&config).await?;
+        db.migrate().await?;
+        let secret = match &config.jwt_secret {
+            Some(secret) if !secret.is_empty() => secret.clone(),
+            _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,
+        };
+        Ok(AppState {
+            db,
+            tokens: TokenKeys::new(secret.as_bytes()),
+            passwords: Passwords::new(),
+            limits: Limits::new(config.rate_limit_per_minute, config.login_rate_limit_per_minute),
+            metrics: crate::platform::metrics::install(),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// Every route with its OpenAPI description, before the pipeline.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(modules::ops::router())
+        .merge(modules::tenancy::router())
+        .split_for_parts()
+}
+
+/// The complete application: routes, docs, fallback and pipeline.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = routes();
+    let options = PipelineOptions {
+        request_timeout: state.config.request_timeout(),
+        statement_count_header: state.config.statement_count_header,
+    };
+    let app = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+                .into_response()
+        })
+        .with_state(state);
+    pipeline::apply(app, options)
+}
+
+/// A server accepting connections; stop it with [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish (for at most the
+    /// configured grace period), then closes the pools.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let result = match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; exiting anyway");
+                Ok(())
+            }
+        };
+        self.state.db.close().await;
+        result
+    }
+}
+
+/// Builds the state, binds `config.addr` and serves in the background.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let listener = TcpListener::bind(config.addr).await.map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let state = AppState::new(config).await?;
+    log_settings(&state, addr);
+    let _housekeeping = state.limits.spawn_housekeeping();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, state, stop, task })
+}
+
+fn log_settings(state: &AppState, addr: SocketAddr) {
+    let c = &state.config;
+    tracing::info!(
+        %addr,
+        backend = state.db.backend().name(),
+        pool_size = c.database_pool_size,
+        acquire_timeout_ms = c.database_acquire_timeout_ms,
+        statement_timeout_ms = c.database_statement_timeout_ms,
+        replicas = c.database_replica_urls.len(),
+        rate_limit_per_minute = c.rate_limit_per_minute,
+        login_rate_limit_per_minute = c.login_rate_limit_per_minute,
+        request_timeout_secs = c.request_timeout_secs,
+        "brisk listening"
+    );
+}
+
+/// Serves until `signal` resolves, then shuts down gracefully.
+pub async fn serve_until(config: Config, signal: impl Future<Output = ()>) -> Result<(), StartError> {
+    let server = start(config).await?;
+    signal.await;
+    tracing::info!("shutting down: finishing requests in flight");
+    server.shutdown().await.map_err(StartError::Bind)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen: {0}")]
+    Bind(std::io::Error),
+    #[error(transparent)]
+    Database(#[from] ConnectError),
+}

@@ -1,0 +1,126 @@
+//! The `brisk` command: `serve` and `migrate`.
+
+use std::process::ExitCode;
+
+use brisk::app::{self, AppState};
+use brisk::platform::config::Config;
+use brisk::platform::db::Db;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "brisk", version, about = "Brisk: a fast, correct ERP/CRM and commerce backend.\n\nSettings come from defaults, then BRISK_* environment variables, then flags.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        /// Create a demo tenant if it does not exist yet and print its login.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, demo } => {
+            init_logging(&config.log);
+            if demo {
+                match demo_login(config.clone()).await {
+                    Ok(()) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not create the demo tenant");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            match app::serve_until(config, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "brisk stopped with an error");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate { config } => {
+            init_logging(&config.log);
+            let result = async {
+                let db = Db::connect(&config).await?;
+                db.migrate().await?;
+                db.close().await;
+                Ok::<_, brisk::platform::db::ConnectError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "migration failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn demo_login(config: Config) -> Result<(), String> {
+    let addr = config.addr;
+    let state = AppState::new(config).await.map_err(|e| e.to_string())?;
+    let login = brisk::modules::tenancy::create_demo_tenant(&state)
+        .await
+        .map_err(|e| e.detail)?;
+    state.db.close().await;
+    println!(
+        "\nDemo tenant {}. Log in with:\n\n  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n",
+        if login.created { "created" } else { "already present" },
+        login.email,
+        login.password
+    );
+    Ok(())
+}

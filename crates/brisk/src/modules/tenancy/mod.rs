@@ -1,0 +1,14 @@
+//! Tenancy: tenants, their users, sign-up, login and token refresh.
+//!
+//! Owns the `tenants`, `users` and `refresh_tokens` tables. Invariants:
+//! e-mails are unique across tenants (compared lower-cased); every tenant
+//! has exactly one user at creation, its `owner`; a refresh token works once
+//! — presenting it again revokes its whole family (the login it came from);
+//! passwords are stored only as argon2id hashes, refresh tokens only as
+//! SHA-256 hashes.
+
+mod routes;
+mod store;
+
+pub use routes::router;
+pub use store::{create_demo_tenant, DemoLogin};

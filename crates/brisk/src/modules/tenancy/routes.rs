@@ -1,0 +1,242 @@
+//! HTTP routes of the tenancy module: parse, authorize, call the store.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::store::{self, NewTenant, Tenant, Tokens, User};
+use crate::app::AppState;
+use crate::platform::auth::{Action, AuthUser, Role};
+use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::extract::{ApiJson, ApiQuery};
+use crate::platform::http::list::{Fields, Page, list_response};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_user, list_users))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SignupRequest {
+    company_name: String,
+    name: String,
+    email: String,
+    password: String,
+    currency: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SignupResponse {
+    tenant: Tenant,
+    user: User,
+    access_token: String,
+    refresh_token: String,
+    expires_in: i64,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    access_token: String,
+    refresh_token: String,
+    expires_in: i64,
+    user: User,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeResponse {
+    user: User,
+    tenant: Tenant,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreateUserRequest {
+    email: String,
+    name: String,
+    password: String,
+    role: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+const USER_FIELDS: &[&str] = &["id", "email", "name", "role", "created_at"];
+const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn check_email(v: &mut Validator, field: &str, email: &str) {
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+    v.check(valid, field, "must be an e-mail address");
+}
+
+fn check_password(v: &mut Validator, password: &str) {
+    let n = password.chars().count();
+    v.check(n >= MIN_PASSWORD_CHARS, "password", format!("must be at least {MIN_PASSWORD_CHARS} characters"));
+    v.check(n <= MAX_PASSWORD_CHARS, "password", format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+}
+
+/// Create a tenant and its owner.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses((status = 201, body = SignupResponse), (status = 409, body = Problem, description = "email_taken"), (status = 422, body = Problem)))]
+async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<impl IntoResponse> {
+    let email = normalize_email(&req.email);
+    let currency = req.currency.as_deref().unwrap_or("USD").trim().to_owned();
+    let mut v = Validator::new();
+    v.text("company_name", &req.company_name, 200);
+    v.text("name", &req.name, 200);
+    check_email(&mut v, "email", &email);
+    check_password(&mut v, &req.password);
+    v.check(
+        currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()),
+        "currency",
+        "must be a three-letter ISO 4217 code such as USD",
+    );
+    v.finish()?;
+    let password_hash = state.passwords.hash(req.password).await?;
+    let (tenant, user, tokens) = store::create_tenant(
+        &state,
+        NewTenant {
+            company_name: req.company_name.trim().to_owned(),
+            currency,
+            owner_name: req.name.trim().to_owned(),
+            owner_email: email,
+            password_hash,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignupResponse {
+            tenant,
+            user,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_in: tokens.expires_in,
+        }),
+    ))
+}
+
+/// Log in with e-mail and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = Problem, description = "invalid_credentials"), (status = 429, body = Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let email = normalize_email(&req.email);
+    // Both limits count every attempt, successful or not.
+    let by_ip = state.limits.login_by_ip.check(&peer.ip().to_string());
+    let by_email = state.limits.login_by_email.check(&email);
+    if let Err(wait) = by_ip.and(by_email) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    if req.password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
+    }
+    let (tokens, user) = store::login(&state, &email, req.password).await?;
+    Ok(Json(LoginResponse {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: tokens.expires_in,
+        user,
+    }))
+}
+
+/// Exchange a refresh token for new tokens (the old one stops working).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = Tokens), (status = 401, body = Problem)))]
+async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<Tokens>> {
+    store::refresh(&state, req.refresh_token.trim()).await.map(Json)
+}
+
+/// End the login a refresh token belongs to.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204)))]
+async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+    store::logout(&state, req.refresh_token.trim()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller and their tenant.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
+async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<MeResponse>> {
+    let (user, tenant) = store::me(&state, &auth.tenant_id, &auth.user_id).await?;
+    Ok(Json(MeResponse { user, tenant }))
+}
+
+/// Add a user to the caller's tenant (owner and admin only).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest, security(("bearer" = [])),
+    responses((status = 201, body = User), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> ApiResult<impl IntoResponse> {
+    auth.require(Action::ManageUsers)?;
+    let role = Role::parse(req.role.trim());
+    if role == Some(Role::Owner) && auth.role != Role::Owner {
+        return Err(ApiError::forbidden("only an owner may create another owner"));
+    }
+    let email = normalize_email(&req.email);
+    let mut v = Validator::new();
+    check_email(&mut v, "email", &email);
+    v.text("name", &req.name, 200);
+    check_password(&mut v, &req.password);
+    v.check(role.is_some(), "role", "must be one of owner, admin, sales, warehouse, viewer");
+    v.finish()?;
+    let role = role.ok_or_else(ApiError::internal)?;
+    let password_hash = state.passwords.hash(req.password).await?;
+    let user = store::create_user(&state, &auth.tenant_id, email, req.name.trim().to_owned(), role, password_hash).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// The tenant's users, newest first (owner and admin only).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [User], next_cursor}"), (status = 403, body = Problem)))]
+async fn list_users(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let fields = Fields::parse(params.fields.as_deref(), USER_FIELDS)?;
+    auth.require(Action::ManageUsers)?;
+    let (users, next) = store::list_users(&state, &auth.tenant_id, &page).await?;
+    Ok(Json(list_response(&users, next, &fields)))
+}

@@ -1,0 +1,334 @@
+//! Authentication: argon2id password hashes, short-lived signed access
+//! tokens (JWT, HS256), opaque refresh tokens stored only as hashes, roles,
+//! and the `AuthUser` extractor that every `/api/v1` route takes.
+//!
+//! Invariants: the tenant of a request is the verified token's and nothing
+//! else's; a password is never hashed on an async worker thread; refresh
+//! tokens are never stored in the clear.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::app::AppState;
+use crate::platform::http::error::ApiError;
+
+/// Access tokens live this long (API.md: at most 15 minutes).
+pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
+/// Refresh tokens live this long unless rotated or revoked first.
+pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Sales,
+    Warehouse,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Sales => "sales",
+            Role::Warehouse => "warehouse",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "sales" => Role::Sales,
+            "warehouse" => Role::Warehouse,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+
+    pub fn may(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Owner | Role::Admin => true,
+            Role::Sales => matches!(action, WriteCustomers | WriteSales),
+            Role::Warehouse => matches!(action, WriteCatalog | ShipOrders),
+            Role::Viewer => false,
+        }
+    }
+}
+
+/// What a write needs permission for (reads are open to every role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ManageUsers,
+    WriteCustomers,
+    /// Quotations, orders, wallet credits.
+    WriteSales,
+    /// Catalog and stock.
+    WriteCatalog,
+    /// Moving orders to shipped and delivered.
+    ShipOrders,
+    ManageWebhooks,
+}
+
+/// The caller, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub tenant_id: String,
+    pub role: Role,
+}
+
+impl AuthUser {
+    /// 403 unless the role may do `action`.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.role.may(action) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the {} role may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    tid: String,
+    role: Role,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and verifies access tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn issue_access(&self, user_id: &str, tenant_id: &str, role: Role) -> Result<String, ApiError> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            tid: tenant_id.to_owned(),
+            role,
+            iat: now,
+            exp: now + ACCESS_TOKEN_SECS,
+        };
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).map_err(|err| {
+            tracing::error!(error = %err, "signing an access token failed");
+            ApiError::internal()
+        })
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| {
+                let why = match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the access token has expired",
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                        "the access token's signature is invalid"
+                    }
+                    _ => "the access token is malformed",
+                };
+                ApiError::unauthorized(why)
+            })?;
+        Ok(AuthUser {
+            user_id: data.claims.sub,
+            tenant_id: data.claims.tid,
+            role: data.claims.role,
+        })
+    }
+}
+
+pub fn unix_now() -> i64 {
+    crate::platform::clock::now_micros() / 1_000_000
+}
+
+/// A new random secret (for the JWT key when none is configured).
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new refresh token: `<tenant id>.<256 random bits>`. The tenant prefix
+/// lets the token's row live under its tenant's key like every other row.
+pub fn new_refresh_token(tenant_id: &str) -> String {
+    format!("{tenant_id}.{}", random_secret())
+}
+
+/// The tenant a refresh token claims to belong to (unverified until its hash
+/// is found).
+pub fn refresh_token_tenant(token: &str) -> Option<&str> {
+    token.split_once('.').map(|(tenant, _)| tenant)
+}
+
+/// How refresh tokens are stored: SHA-256, hex. They carry 256 random bits,
+/// so a fast hash is enough (unlike passwords).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// argon2id at OWASP's recommended parameters (m = 19 MiB, t = 2, p = 1),
+/// run on the blocking pool. Concurrent hashes are capped, since each one
+/// takes 19 MiB and a core: a login burst queues instead of exhausting
+/// memory or starving the async workers.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    /// Verified against when the e-mail is unknown, so a miss costs as much
+    /// as a hit and does not reveal which e-mails exist.
+    dummy_hash: Arc<String>,
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+impl Passwords {
+    pub fn new() -> Self {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let dummy = argon2()
+            .hash_password(b"brisk-dummy-password")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Passwords {
+            permits: Arc::new(Semaphore::new(parallel)),
+            dummy_hash: Arc::new(dummy),
+        }
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        tokio::task::spawn_blocking(move || {
+            argon2()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+        })
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|err| {
+            tracing::error!(error = %err, "password hashing failed");
+            ApiError::internal()
+        })
+    }
+
+    /// Whether `password` matches `stored`; with `None`, burns the same time
+    /// and answers false.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored)
+                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
+        Ok(known && ok)
+    }
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let user = state.tokens.verify_access(token)?;
+        state
+            .limits
+            .tenant_requests
+            .check(&user.tenant_id)
+            .map_err(ApiError::rate_limited)?;
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_write_only_what_api_md_allows() {
+        assert!(Role::Sales.may(Action::WriteCustomers));
+        assert!(!Role::Sales.may(Action::WriteCatalog));
+        assert!(Role::Warehouse.may(Action::WriteCatalog));
+        assert!(!Role::Warehouse.may(Action::WriteCustomers));
+        assert!(!Role::Viewer.may(Action::WriteCustomers));
+        assert!(!Role::Sales.may(Action::ManageUsers));
+        assert!(Role::Admin.may(Action::ManageUsers));
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_forgeries_fail() {
+        let keys = TokenKeys::new(b"secret-one");
+        let token = keys.issue_access("u1", "t1", Role::Sales).unwrap();
+        let user = keys.verify_access(&token).unwrap();
+        assert_eq!((user.user_id.as_str(), user.tenant_id.as_str(), user.role), ("u1", "t1", Role::Sales));
+        let other = TokenKeys::new(b"secret-two");
+        assert_eq!(other.verify_access(&token).unwrap_err().code, "unauthorized");
+        assert!(keys.verify_access("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_carry_their_tenant() {
+        let t = new_refresh_token("tenant-1");
+        assert_eq!(refresh_token_tenant(&t), Some("tenant-1"));
+        assert_ne!(token_hash(&t), t);
+        assert_eq!(token_hash(&t).len(), 64);
+    }
+}

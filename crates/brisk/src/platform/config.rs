@@ -1,0 +1,94 @@
+//! Server settings: defaults, then `BRISK_*` environment variables, then
+//! command-line flags (clap applies exactly that precedence).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Every setting of `brisk serve` and `brisk migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "BRISK_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Database URL: `sqlite://path` (embedded, created and migrated on
+    /// start) or `postgres://user@host:port/db`.
+    #[arg(long, env = "BRISK_DATABASE_URL", default_value = "sqlite://brisk.db")]
+    pub database_url: String,
+
+    /// PostgreSQL read replicas, comma-separated; reads that tolerate
+    /// replication lag go there, round-robin.
+    #[arg(long, env = "BRISK_DATABASE_REPLICA_URLS", value_delimiter = ',')]
+    pub database_replica_urls: Vec<String>,
+
+    /// Connections in the PostgreSQL pool (per node). SQLite uses one writer
+    /// connection and this many readers.
+    #[arg(long, env = "BRISK_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    /// How long a request waits for a free database connection before it
+    /// answers 503, in milliseconds.
+    #[arg(long, env = "BRISK_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub database_acquire_timeout_ms: u64,
+
+    /// PostgreSQL `statement_timeout` for every connection, in milliseconds
+    /// (0 = none).
+    #[arg(long, env = "BRISK_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
+    pub database_statement_timeout_ms: u64,
+
+    /// Token signing secret. When unset, one is generated once and stored in
+    /// the database, so every node of a deployment shares it.
+    #[arg(long, env = "BRISK_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Requests per minute per tenant (0 = no limit).
+    #[arg(long, env = "BRISK_RATE_LIMIT_PER_MINUTE", default_value_t = 60000)]
+    pub rate_limit_per_minute: u32,
+
+    /// Login attempts per minute per e-mail and per client IP (0 = no limit).
+    #[arg(long, env = "BRISK_LOGIN_RATE_LIMIT_PER_MINUTE", default_value_t = 10)]
+    pub login_rate_limit_per_minute: u32,
+
+    /// Log filter, in `tracing` EnvFilter syntax (`info`, `brisk=debug`, ...).
+    #[arg(long, env = "BRISK_LOG", default_value = "info")]
+    pub log: String,
+
+    /// A request still running after this many seconds is answered 503.
+    #[arg(long, env = "BRISK_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
+    /// before the process exits anyway, in seconds.
+    #[arg(long, env = "BRISK_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
+    /// Add an `x-brisk-statements` header (SQL statements the request ran)
+    /// to every response. Meant for tests and profiling.
+    #[arg(long, env = "BRISK_STATEMENT_COUNT_HEADER", default_value_t = false)]
+    pub statement_count_header: bool,
+}
+
+impl Config {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The configuration `brisk serve` would use with no flags: defaults
+    /// overridden by `BRISK_*` environment variables. Tests and embedders
+    /// start from this and set what they need.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        Wrapper::try_parse_from(["brisk"]).map(|w| w.config)
+    }
+}

@@ -1,0 +1,484 @@
+//! The database: one code path for SQLite and PostgreSQL.
+//!
+//! Brisk speaks to both backends through sqlx's `Any` driver with SQL that
+//! both accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`). Where the
+//! dialects differ, callers branch on [`Backend`]. The `Any` driver knows
+//! only integers, floats, text and blobs, so the schema keeps to those:
+//! ids are text (UUIDv7), instants are `BIGINT` microseconds since the Unix
+//! epoch, flags are integers 0/1, money is `BIGINT` minor units.
+//!
+//! Invariants:
+//! - Every statement runs through [`Sql`], which counts it (per request, for
+//!   tests that assert bounded work) and times it (for `/metrics`).
+//! - On SQLite all writes go through a single writer connection, so
+//!   concurrent writers queue in-process instead of failing with
+//!   `database is locked`; reads use a separate pool of read-only
+//!   connections (WAL lets them run beside the writer).
+//! - On PostgreSQL the pool is explicitly sized, has an acquire timeout and a
+//!   per-connection `statement_timeout`; reads may go to replicas.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Encode, Executor, FromRow, Type};
+
+use crate::platform::config::Config;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A write transaction. Open one with [`Db::begin`].
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Handle to the database pools; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    writer: AnyPool,
+    readers: Vec<AnyPool>,
+    next_reader: AtomicUsize,
+}
+
+impl Db {
+    /// Opens the pools described by `config`. Does not migrate: call
+    /// [`Db::migrate`].
+    pub async fn connect(config: &Config) -> Result<Db, ConnectError> {
+        sqlx::any::install_default_drivers();
+        let url = config.database_url.trim();
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, config).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, config).await
+        } else {
+            Err(ConnectError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    async fn connect_sqlite(url: &str, config: &Config) -> Result<Db, ConnectError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(config.acquire_timeout())
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    ))
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(&with_sqlite_mode(url, "rwc"))
+            .await?;
+        let readers = if in_memory {
+            // Each in-memory connection is its own database: share the writer.
+            vec![writer.clone()]
+        } else {
+            vec![
+                AnyPoolOptions::new()
+                    .max_connections(config.database_pool_size.max(1))
+                    .acquire_timeout(config.acquire_timeout())
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(sqlx::raw_sql(
+                                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                            ))
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&with_sqlite_mode(url, "ro"))?,
+            ]
+        };
+        Ok(Db::from_pools(Backend::Sqlite, writer, readers))
+    }
+
+    async fn connect_postgres(url: &str, config: &Config) -> Result<Db, ConnectError> {
+        let timeout_ms = config.database_statement_timeout_ms;
+        let options = || {
+            AnyPoolOptions::new()
+                .max_connections(config.database_pool_size.max(1))
+                .acquire_timeout(config.acquire_timeout())
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        // A literal, not a bind: SET takes no parameters.
+                        let set = format!("SET statement_timeout = {timeout_ms}");
+                        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set))).await?;
+                        Ok(())
+                    })
+                })
+        };
+        let writer = options().connect(url).await?;
+        let mut readers = Vec::new();
+        for replica in &config.database_replica_urls {
+            let replica = replica.trim();
+            if !replica.is_empty() {
+                readers.push(options().connect_lazy(replica)?);
+            }
+        }
+        if readers.is_empty() {
+            readers.push(writer.clone());
+        }
+        Ok(Db::from_pools(Backend::Postgres, writer, readers))
+    }
+
+    fn from_pools(backend: Backend, writer: AnyPool, readers: Vec<AnyPool>) -> Db {
+        Db {
+            inner: Arc::new(Inner {
+                backend,
+                writer,
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Applies every pending migration; idempotent, and safe to run from
+    /// several nodes at once (sqlx takes an advisory lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        let migrator = match self.backend() {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.inner.writer).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The primary: writes, and reads that must see the latest write.
+    pub fn writer(&self) -> &AnyPool {
+        &self.inner.writer
+    }
+
+    /// A pool for reads that tolerate replica lag (round-robin over replicas
+    /// when configured).
+    pub fn reader(&self) -> &AnyPool {
+        let readers = &self.inner.readers;
+        let i = self.inner.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        &readers[i]
+    }
+
+    /// Starts a write transaction on the primary.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        count_statement("begin", Duration::ZERO);
+        self.inner.writer.begin().await
+    }
+
+    /// Checks that the primary answers, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, sql("SELECT 1").execute(self.writer())).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+
+    /// `(name, pool)` for every pool, for the pool gauges on `/metrics`.
+    pub fn pools(&self) -> Vec<(String, AnyPool)> {
+        let mut pools = vec![("primary".to_owned(), self.inner.writer.clone())];
+        for (i, p) in self.inner.readers.iter().enumerate() {
+            if !same_pool(p, &self.inner.writer) {
+                pools.push((format!("reader{i}"), p.clone()));
+            }
+        }
+        pools
+    }
+
+    pub async fn close(&self) {
+        for reader in &self.inner.readers {
+            reader.close().await;
+        }
+        self.inner.writer.close().await;
+    }
+}
+
+fn same_pool(a: &AnyPool, b: &AnyPool) -> bool {
+    // Pools are Arc-backed; clones of one pool share their options object.
+    std::ptr::eq(a.connect_options().as_ref(), b.connect_options().as_ref())
+}
+
+fn with_sqlite_mode(url: &str, mode: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode={mode}")
+    } else {
+        format!("{url}?mode={mode}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Statement counting and timing
+
+tokio::task_local! {
+    static REQUEST_STATEMENTS: Arc<AtomicU64>;
+}
+
+/// Runs `fut`, returning its output and the number of SQL statements it ran
+/// (transaction begin/commit included).
+pub async fn counting_statements<F: Future>(fut: F) -> (F::Output, u64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let out = REQUEST_STATEMENTS.scope(counter.clone(), fut).await;
+    (out, counter.load(Ordering::Relaxed))
+}
+
+fn count_statement(kind: &'static str, took: Duration) {
+    let _ = REQUEST_STATEMENTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+    metrics::counter!("brisk_db_statements_total", "kind" => kind).increment(1);
+    metrics::histogram!("brisk_db_statement_duration_seconds", "kind" => kind)
+        .record(took.as_secs_f64());
+}
+
+/// Commits a transaction, counting the COMMIT like any statement.
+pub async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
+    let start = Instant::now();
+    let r = tx.commit().await;
+    count_statement("commit", start.elapsed());
+    r
+}
+
+/// One SQL statement with its bound values. Build with [`sql`].
+pub struct Sql {
+    query: sqlx::query::Query<'static, Any, AnyArguments>,
+    kind: &'static str,
+}
+
+/// A statement from static text (the usual case).
+pub fn sql(text: &'static str) -> Sql {
+    Sql {
+        kind: statement_kind(text),
+        query: sqlx::query(text),
+    }
+}
+
+/// A statement assembled at run time (optional filters). Only ever from
+/// Brisk's own fragments: values are always bound, never spliced in.
+pub fn sql_owned(text: String) -> Sql {
+    Sql {
+        kind: statement_kind(&text),
+        query: sqlx::query(sqlx::AssertSqlSafe(text)),
+    }
+}
+
+fn statement_kind(text: &str) -> &'static str {
+    let head = text.trim_start();
+    let first = head.split_whitespace().next().unwrap_or("");
+    match first.to_ascii_lowercase().as_str() {
+        "select" | "with" => "select",
+        "insert" => "insert",
+        "update" => "update",
+        "delete" => "delete",
+        "explain" => "explain",
+        _ => "other",
+    }
+}
+
+impl Sql {
+    pub fn bind<T>(mut self, value: T) -> Self
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        self.query = self.query.bind(value);
+        self
+    }
+
+    pub async fn fetch_all<'e, 'c: 'e, E>(self, ex: E) -> Result<Vec<AnyRow>, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+    {
+        let start = Instant::now();
+        let r = self.query.fetch_all(ex).await;
+        count_statement(self.kind, start.elapsed());
+        r
+    }
+
+    pub async fn fetch_optional<'e, 'c: 'e, E>(self, ex: E) -> Result<Option<AnyRow>, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+    {
+        let start = Instant::now();
+        let r = self.query.fetch_optional(ex).await;
+        count_statement(self.kind, start.elapsed());
+        r
+    }
+
+    pub async fn fetch_one<'e, 'c: 'e, E>(self, ex: E) -> Result<AnyRow, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+    {
+        let start = Instant::now();
+        let r = self.query.fetch_one(ex).await;
+        count_statement(self.kind, start.elapsed());
+        r
+    }
+
+    /// Runs the statement; returns the number of rows it affected.
+    pub async fn execute<'e, 'c: 'e, E>(self, ex: E) -> Result<u64, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+    {
+        let start = Instant::now();
+        let r = self.query.execute(ex).await.map(|r| r.rows_affected());
+        count_statement(self.kind, start.elapsed());
+        r
+    }
+
+    pub async fn fetch_all_as<'e, 'c: 'e, E, T>(self, ex: E) -> Result<Vec<T>, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+        T: for<'r> FromRow<'r, AnyRow>,
+    {
+        let rows = self.fetch_all(ex).await?;
+        rows.iter().map(T::from_row).collect()
+    }
+
+    pub async fn fetch_optional_as<'e, 'c: 'e, E, T>(self, ex: E) -> Result<Option<T>, sqlx::Error>
+    where
+        E: 'e + Executor<'c, Database = Any>,
+        T: for<'r> FromRow<'r, AnyRow>,
+    {
+        self.fetch_optional(ex)
+            .await?
+            .map(|row| T::from_row(&row))
+            .transpose()
+    }
+}
+
+/// Whether `err` is a unique-constraint violation.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+/// Stores `value` under `key` unless a value is already there, and returns
+/// the stored value: the first node to start decides, every node agrees.
+pub async fn setting_or_insert(db: &Db, key: &str, value: &str) -> Result<String, sqlx::Error> {
+    sql("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key.to_owned())
+        .bind(value.to_owned())
+        .execute(db.writer())
+        .await?;
+    let row = sql("SELECT value FROM settings WHERE key = $1")
+        .bind(key.to_owned())
+        .fetch_one(db.writer())
+        .await?;
+    sqlx::Row::try_get(&row, 0)
+}
+
+/// A value for [`SqlBuilder`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+
+/// Assembles a statement with optional parts (list filters), numbering the
+/// placeholders as it goes. Values are always bound, never spliced in.
+#[derive(Debug, Default)]
+pub struct SqlBuilder {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub fn new(text: &str) -> Self {
+        SqlBuilder {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        let n = self.args.len();
+        self.text.push('$');
+        self.text.push_str(&n.to_string());
+        self
+    }
+
+    /// Keyset condition for newest-first lists ordered by
+    /// `(created_at DESC, id DESC)`, for columns with the given prefix.
+    pub fn after_cursor(&mut self, prefix: &str, after: Option<&crate::platform::http::list::Cursor>) -> &mut Self {
+        if let Some(c) = after {
+            self.push(&format!(" AND ({prefix}created_at, {prefix}id) < ("));
+            self.bind(c.created_at).push(", ").bind(c.id.clone()).push(")");
+        }
+        self
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn build(self) -> Sql {
+        let mut q = sql_owned(self.text);
+        for arg in self.args {
+            q = match arg {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }
+}

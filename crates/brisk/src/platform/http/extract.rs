@@ -1,0 +1,151 @@
+//! Request extractors that answer bad input with API.md's problem+json codes
+//! instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, FieldError};
+
+/// The largest request body Brisk reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body: 413 over 1 MiB (from `Content-Length`, before reading), 415
+/// when not JSON, 400 when malformed, 422 naming the field when well-formed
+/// but of the wrong shape.
+pub struct ApiJson<T>(pub T);
+
+/// A body for action routes (`/send`, `/accept`, …): an empty body, or JSON.
+pub struct ActionJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state, false).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ActionJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state, true).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ActionJson(T::default()));
+        }
+        parse_json(&bytes).map(ActionJson)
+    }
+}
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    empty_allowed: bool,
+) -> Result<Bytes, ApiError> {
+    let headers = req.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(payload_too_large());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_json = content_type.as_deref().is_some_and(is_json_content_type);
+    if !is_json && !(empty_allowed && declared.unwrap_or(0) == 0 && content_type.is_none()) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            payload_too_large()
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {rejection}"))
+        }
+    })
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Parses a JSON body; syntax errors are 400, shape errors 422 with the
+/// path of the offending field (`items[0].quantity`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if result.is_ok() {
+        // Trailing bytes after the value make the body malformed.
+        de.end()
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    }
+    result.map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::validation(vec![FieldError {
+                field: if path == "." { "body".to_owned() } else { path },
+                message: strip_position(&inner.to_string()),
+            }]),
+            _ => {
+                let mut e = ApiError::bad_request(format!("malformed JSON: {inner}"));
+                if path != "." {
+                    e.errors.push(FieldError {
+                        field: path,
+                        message: strip_position(&inner.to_string()),
+                    });
+                }
+                e
+            }
+        }
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Query-string parameters; anything that does not parse is a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                ApiError::bad_request(format!("bad query parameter {field}: {}", err.inner()))
+                    .with_errors(vec![FieldError {
+                        field,
+                        message: err.inner().to_string(),
+                    }])
+            })
+    }
+}

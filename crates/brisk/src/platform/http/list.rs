@@ -1,0 +1,209 @@
+//! What every list endpoint shares: keyset pagination over
+//! `(created_at, id)` newest first, and `fields=` selection.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, ApiResult, FieldError};
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+/// Where a page starts: just after this `(created_at, id)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "t")]
+    pub created_at: i64,
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(text: &str) -> ApiResult<Cursor> {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Cursor>(&bytes).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request("cursor is not one this server issued").with_errors(vec![
+                    FieldError {
+                        field: "cursor".into(),
+                        message: "does not decode".into(),
+                    },
+                ])
+            })
+    }
+}
+
+/// `limit` and `cursor` as they arrive in the query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub limit: i64,
+    pub after: Option<Cursor>,
+}
+
+impl Page {
+    pub fn from_params(limit: Option<&str>, cursor: Option<&str>) -> ApiResult<Page> {
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => n.min(MAX_LIMIT),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "limit must be a whole number of at least 1",
+                    )
+                    .with_errors(vec![FieldError {
+                        field: "limit".into(),
+                        message: "must be a whole number of at least 1".into(),
+                    }]));
+                }
+            },
+        };
+        let after = match cursor {
+            None => None,
+            Some(c) if c.is_empty() => None,
+            Some(c) => Some(Cursor::decode(c)?),
+        };
+        Ok(Page { limit, after })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another
+    /// page follows without a COUNT.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// Trims the extra row and returns the cursor of the next page, if any.
+    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next = if more {
+            rows.last().map(|last| key(last).encode())
+        } else {
+            None
+        };
+        (rows, next)
+    }
+}
+
+impl TryFrom<&PageParams> for Page {
+    type Error = ApiError;
+    fn try_from(p: &PageParams) -> ApiResult<Page> {
+        Page::from_params(p.limit.as_deref(), p.cursor.as_deref())
+    }
+}
+
+/// A validated `fields=` selection: `None` keeps everything.
+#[derive(Debug, Clone, Default)]
+pub struct Fields(Option<Vec<String>>);
+
+impl Fields {
+    /// Checks every requested name against `known` (400 `unknown_field`).
+    pub fn parse(param: Option<&str>, known: &[&str]) -> ApiResult<Fields> {
+        let Some(param) = param else {
+            return Ok(Fields(None));
+        };
+        let mut names = Vec::new();
+        let mut unknown = Vec::new();
+        for name in param.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if known.contains(&name) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            } else {
+                unknown.push(FieldError {
+                    field: "fields".into(),
+                    message: format!("unknown field {name:?}"),
+                });
+            }
+        }
+        if !unknown.is_empty() {
+            let detail = format!(
+                "fields names unknown fields; known: {}",
+                known.join(", ")
+            );
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "unknown_field",
+                detail,
+            )
+            .with_errors(unknown));
+        }
+        Ok(Fields(Some(names)))
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        match &self.0 {
+            None => true,
+            Some(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    /// Keeps only the selected top-level fields of `object` (plus `id`).
+    pub fn apply(&self, object: Value) -> Value {
+        let (Some(names), Value::Object(map)) = (&self.0, &object) else {
+            return object;
+        };
+        let mut out = Map::new();
+        for (k, v) in map {
+            if k == "id" || names.iter().any(|n| n == k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// A list response: `{"items": [...], "next_cursor": ...}` with `fields=`
+/// applied to each item.
+pub fn list_response<T: Serialize>(items: &[T], next_cursor: Option<String>, fields: &Fields) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|item| fields.apply(serde_json::to_value(item).unwrap_or(Value::Null)))
+        .collect();
+    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_garbage_is_a_400() {
+        let c = Cursor { created_at: 42, id: "abc".into() };
+        assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
+        assert_eq!(Cursor::decode("!!!").err().map(|e| e.code), Some("bad_request"));
+        assert_eq!(Cursor::decode("aGVsbG8").err().map(|e| e.status.as_u16()), Some(400));
+    }
+
+    #[test]
+    fn limit_is_clamped_and_validated() {
+        assert_eq!(Page::from_params(None, None).map(|p| p.limit).ok(), Some(20));
+        assert_eq!(Page::from_params(Some("500"), None).map(|p| p.limit).ok(), Some(100));
+        for bad in ["0", "-1", "ten", ""] {
+            assert!(Page::from_params(Some(bad), None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fields_keep_id_and_reject_unknown_names() {
+        let f = Fields::parse(Some("name"), &["id", "name", "email"]).unwrap();
+        let v = f.apply(serde_json::json!({"id": "1", "name": "a", "email": "e"}));
+        assert_eq!(v, serde_json::json!({"id": "1", "name": "a"}));
+        let err = Fields::parse(Some("name,nope"), &["id", "name"]).unwrap_err();
+        assert_eq!(err.code, "unknown_field");
+    }
+}

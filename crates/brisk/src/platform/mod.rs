@@ -1,0 +1,11 @@
+//! What every business module uses: configuration, the database, auth,
+//! rate limits, metrics, clocks and ids, and the HTTP edge. Nothing here
+//! knows about customers, products or orders.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
