@@ -158,7 +158,7 @@ fn log_settings(state: &AppState, addr: SocketAddr) {
         replicas = c.database_replica_urls.len(),
         rate_limit_per_minute = c.rate_limit_per_minute,
         login_rate_limit_per_minute = c.login_rate_limit_per_minute,
-        request_timeout_secs = c.request_timeout_secs,
+        request_timeout_ms = c.request_timeout_ms,
         "brisk listening"
     );
 }

@@ -55,9 +55,10 @@ pub struct Config {
     #[arg(long, env = "BRISK_LOG", default_value = "info")]
     pub log: String,
 
-    /// A request still running after this many seconds is answered 503.
-    #[arg(long, env = "BRISK_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
-    pub request_timeout_secs: u64,
+    /// A request still running after this many milliseconds is answered
+    /// 503 `unavailable`.
+    #[arg(long, env = "BRISK_REQUEST_TIMEOUT_MS", default_value_t = 30000)]
+    pub request_timeout_ms: u64,
 
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
     /// before the process exits anyway, in seconds.
@@ -76,7 +77,7 @@ impl Config {
     }
 
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_secs)
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     /// The configuration `brisk serve` would use with no flags: defaults

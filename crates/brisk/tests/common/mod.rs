@@ -1,0 +1,240 @@
+//! The black-box harness: each test starts the real server (router,
+//! pipeline, listener) on a random loopback port against a fresh database,
+//! and talks HTTP to it.
+//!
+//! Backend: `BRISK_TEST_BACKEND=sqlite` (default) or `postgres`, with
+//! `BRISK_TEST_POSTGRES_URL` naming a server where each test creates its own
+//! database.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use brisk::app::{self, RunningServer};
+use brisk::platform::config::Config;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub fn backend() -> String {
+    std::env::var("BRISK_TEST_BACKEND").unwrap_or_else(|_| "sqlite".to_owned())
+}
+
+pub fn is_postgres() -> bool {
+    backend() == "postgres"
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database_url() -> (String, Option<PathBuf>) {
+    let name = format!("brisk_test_{}", uuid::Uuid::now_v7().simple());
+    if is_postgres() {
+        let admin = std::env::var("BRISK_TEST_POSTGRES_URL")
+            .expect("BRISK_TEST_POSTGRES_URL must be set when BRISK_TEST_BACKEND=postgres");
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        (format!("{base}/{name}"), None)
+    } else {
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        (format!("sqlite://{}/brisk.db", dir.display()), Some(dir))
+    }
+}
+
+/// The configuration tests start from: fresh database, random port, login
+/// limits off (tests log in many times from one IP), statement header on.
+pub async fn test_config() -> (Config, Option<PathBuf>) {
+    let (url, dir) = fresh_database_url().await;
+    let mut config = Config::from_env().expect("default config");
+    config.addr = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = url;
+    config.database_replica_urls = Vec::new();
+    config.jwt_secret = Some("test-secret-for-brisk".to_owned());
+    config.login_rate_limit_per_minute = 0;
+    config.rate_limit_per_minute = 0;
+    config.statement_count_header = true;
+    config.database_pool_size = 8;
+    (config, dir)
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub server: Option<RunningServer>,
+    pub database_url: String,
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    pub fn statements(&self) -> u64 {
+        self.header("x-brisk-statements")
+            .and_then(|v| v.parse().ok())
+            .expect("x-brisk-statements header")
+    }
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem responses are application/problem+json"
+        );
+    }
+    /// The `field`s named in a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A logged-in user of one tenant.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub refresh_token: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: String,
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let (mut config, dir) = test_config().await;
+    adjust(&mut config);
+    let database_url = config.database_url.clone();
+    let server = app::start(config).await.expect("server starts");
+    TestServer {
+        base: format!("http://{}", server.addr),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        server: Some(server),
+        database_url,
+        dir,
+    }
+}
+
+impl TestServer {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        Self::read(resp).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, headers, body, bytes }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, Some(token), Some(&body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.request(Method::PATCH, path, Some(token), Some(&body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+    pub async fn post_anon(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, None, Some(&body)).await
+    }
+    pub async fn get_anon(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, None, None).await
+    }
+
+    /// Signs up a new tenant; returns its owner's session.
+    pub async fn signup(&self, company: &str) -> Session {
+        let email = format!("owner-{}@{}.example", uuid::Uuid::now_v7().simple(), company.to_lowercase().replace(' ', "-"));
+        let r = self
+            .post_anon(
+                "/api/v1/auth/signup",
+                json!({"company_name": company, "name": "Owner", "email": email, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "signup: {}", r.body);
+        Session {
+            token: r.body["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: r.body["refresh_token"].as_str().unwrap().to_owned(),
+            tenant_id: r.body["tenant"]["id"].as_str().unwrap().to_owned(),
+            user_id: r.body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+        }
+    }
+
+    /// Creates a user with `role` in the owner's tenant and logs them in.
+    pub async fn user_with_role(&self, owner: &Session, role: &str) -> Session {
+        let email = format!("{role}-{}@example.com", uuid::Uuid::now_v7().simple());
+        let r = self
+            .post(
+                "/api/v1/users",
+                &owner.token,
+                json!({"email": email, "name": role, "password": "password-123", "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "create user: {}", r.body);
+        let user_id = r.body["id"].as_str().unwrap().to_owned();
+        let r = self
+            .post_anon("/api/v1/auth/login", json!({"email": email, "password": "password-123"}))
+            .await;
+        assert_eq!(r.status, 200, "login: {}", r.body);
+        Session {
+            token: r.body["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: r.body["refresh_token"].as_str().unwrap().to_owned(),
+            tenant_id: owner.tenant_id.clone(),
+            user_id,
+            email,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
