@@ -112,7 +112,8 @@ fn check_password(v: &mut Validator, password: &str) {
 /// Create a tenant and its owner.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 409, body = Problem, description = "email_taken"), (status = 422, body = Problem)))]
-async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<impl IntoResponse> {
+async fn signup(State(state): State<AppState>, body: ApiJson<SignupRequest>) -> ApiResult<impl IntoResponse> {
+    let req = body.parse()?;
     let email = normalize_email(&req.email);
     let currency = req.currency.as_deref().unwrap_or("USD").trim().to_owned();
     let mut v = Validator::new();
@@ -156,8 +157,9 @@ async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupReque
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ApiJson(req): ApiJson<LoginRequest>,
+    body: ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    let req = body.parse()?;
     let email = normalize_email(&req.email);
     // Both limits count every attempt, successful or not.
     let by_ip = state.limits.login_by_ip.check(&peer.ip().to_string());
@@ -180,14 +182,16 @@ async fn login(
 /// Exchange a refresh token for new tokens (the old one stops working).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Tokens), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<Json<Tokens>> {
+async fn refresh(State(state): State<AppState>, body: ApiJson<RefreshRequest>) -> ApiResult<Json<Tokens>> {
+    let req = body.parse()?;
     store::refresh(&state, req.refresh_token.trim()).await.map(Json)
 }
 
 /// End the login a refresh token belongs to.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204)))]
-async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+async fn logout(State(state): State<AppState>, body: ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+    let req = body.parse()?;
     store::logout(&state, req.refresh_token.trim()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -206,9 +210,10 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<MeR
 async fn create_user(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(req): ApiJson<CreateUserRequest>,
+    body: ApiJson<CreateUserRequest>,
 ) -> ApiResult<impl IntoResponse> {
     auth.require(Action::ManageUsers)?;
+    let req = body.parse()?;
     let role = Role::parse(req.role.trim());
     if role == Some(Role::Owner) && auth.role != Role::Owner {
         return Err(ApiError::forbidden("only an owner may create another owner"));

@@ -12,20 +12,35 @@ use super::error::{ApiError, FieldError};
 /// The largest request body Brisk reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// A JSON body: 413 over 1 MiB (from `Content-Length`, before reading), 415
-/// when not JSON, 400 when malformed, 422 naming the field when well-formed
-/// but of the wrong shape.
-pub struct ApiJson<T>(pub T);
+/// A JSON body. Extracting it answers 413 over 1 MiB (from
+/// `Content-Length`, before reading), 415 when not JSON and 400 when
+/// malformed. A well-formed body of the wrong shape is a 422 naming the
+/// field, but API.md ranks 422 below 403 and 404, so that answer waits until
+/// the handler calls [`ApiJson::parse`] after authorizing and finding the
+/// object.
+pub struct ApiJson<T>(Result<T, ApiError>);
+
+impl<T> ApiJson<T> {
+    pub fn parse(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
 
 /// A body for action routes (`/send`, `/accept`, …): an empty body, or JSON.
-pub struct ActionJson<T>(pub T);
+pub struct ActionJson<T>(Result<T, ApiError>);
+
+impl<T> ActionJson<T> {
+    pub fn parse(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state, false).await?;
-        parse_json(&bytes).map(ApiJson)
+        parse_json_deferred(&bytes).map(ApiJson)
     }
 }
 
@@ -35,9 +50,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ActionJso
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state, true).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(ActionJson(T::default()));
+            return Ok(ActionJson(Ok(T::default())));
         }
-        parse_json(&bytes).map(ActionJson)
+        parse_json_deferred(&bytes).map(ActionJson)
     }
 }
 
@@ -87,6 +102,21 @@ fn is_json_content_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
         || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Syntax errors now (outer `Err`); shape errors later (inner `Err`).
+fn parse_json_deferred<T: DeserializeOwned>(bytes: &[u8]) -> Result<Result<T, ApiError>, ApiError> {
+    match parse_json::<T>(bytes) {
+        Ok(value) => Ok(Ok(value)),
+        Err(e) if e.status == axum::http::StatusCode::BAD_REQUEST => Err(e),
+        Err(shape) => {
+            // A shape error stops the parser early: make sure the rest is
+            // well-formed, since malformed JSON outranks it.
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+            Ok(Err(shape))
+        }
+    }
 }
 
 /// Parses a JSON body; syntax errors are 400, shape errors 422 with the
