@@ -18,7 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::timeout::TimeoutLayer;
 
-use super::error::{ApiError, PROBLEM_JSON};
+use super::error::ApiError;
 use super::extract::MAX_BODY_BYTES;
 use crate::platform::db::counting_statements;
 
@@ -121,11 +121,10 @@ async fn observe(State(options): State<PipelineOptions>, mut req: Request, next:
 /// come without a body: give them the problem+json every client expects.
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // Anything with a body of its own (a problem, the readiness report) is
+    // left alone.
+    let has_body_type = response.headers().contains_key(header::CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || has_body_type {
         return response;
     }
     let error = match status {

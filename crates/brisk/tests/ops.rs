@@ -1,0 +1,175 @@
+//! Operations endpoints: health, readiness through a database outage,
+//! metrics, the OpenAPI document and the offline docs.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+#[tokio::test]
+async fn live_and_ready_answer_ok() {
+    let s = start().await;
+    let live = s.get_anon("/health/live").await;
+    assert_eq!(live.status, 200);
+    assert_eq!(live.body["status"], "ok");
+    let ready = s.get_anon("/health/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["checks"]["database"], "ok");
+}
+
+/// A loopback TCP proxy that can cut every connection and refuse new ones,
+/// to play a database outage without stopping the shared server.
+struct Outage {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Outage {
+    async fn in_front_of(upstream: String) -> Outage {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links2.lock().await.push(link);
+            }
+        });
+        Outage { addr, up, links }
+    }
+
+    async fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().await.drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn ready_is_503_while_postgres_is_unreachable_and_200_when_it_returns() {
+    if !is_postgres() {
+        // An embedded SQLite file cannot become unreachable while the
+        // process runs; the outage is a PostgreSQL (networked) concern.
+        return;
+    }
+    let (url, _) = fresh_database_url().await;
+    let (head, rest) = url.split_once("@").unwrap();
+    let (hostport, db) = rest.split_once('/').unwrap();
+    let proxy = Outage::in_front_of(hostport.to_owned()).await;
+    let proxied = format!("{head}@{}/{db}", proxy.addr);
+    let s = start_with(|c| {
+        c.database_url = proxied;
+        c.database_acquire_timeout_ms = 500;
+    })
+    .await;
+    assert_eq!(s.get_anon("/health/ready").await.status, 200);
+    proxy.cut().await;
+    let down = s.get_anon("/health/ready").await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(down.body["status"], "unavailable");
+    assert!(down.body["checks"]["database"].as_str().unwrap().starts_with("unreachable"));
+    // A business request gets a 503 problem, not a 500.
+    let r = s
+        .post_anon("/api/v1/auth/login", serde_json::json!({"email": "a@b.example", "password": "12345678"}))
+        .await;
+    r.assert_problem(503, "unavailable");
+    assert_eq!(s.get_anon("/health/live").await.status, 200, "the process lives on");
+    proxy.restore();
+    let mut back = 0;
+    for _ in 0..50 {
+        back = s.get_anon("/health/ready").await.status;
+        if back == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(back, 200, "ready again once the database returns");
+}
+
+#[tokio::test]
+async fn metrics_export_requests_latency_pool_and_statements() {
+    let s = start().await;
+    let owner = s.signup("Metrics").await;
+    s.get("/api/v1/me", &owner.token).await;
+    let r = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for needle in [
+        "brisk_http_requests_total{route=\"/api/v1/me\",method=\"GET\",status=\"200\"}",
+        "brisk_http_request_duration_seconds_bucket{route=\"/api/v1/me\",method=\"GET\",status=\"200\",le=",
+        "brisk_db_pool_connections{pool=\"primary\",state=\"in_use\"}",
+        "brisk_db_pool_connections{pool=\"primary\",state=\"idle\"}",
+        "brisk_db_pool_max_connections{pool=\"primary\"}",
+        "brisk_db_statements_total{kind=\"select\"}",
+        "brisk_db_statement_duration_seconds_bucket{kind=\"select\",le=",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route() {
+    let s = start().await;
+    let doc = s.get_anon("/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/signup", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users", "post"),
+        ("/health/live", "get"),
+        ("/health/ready", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+    }
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn docs_render_from_assets_inside_the_binary() {
+    let s = start().await;
+    let page = s.client.get(format!("{}/docs/", s.base)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui-bundle.js"));
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets:\n{html}");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"] {
+        let r = s.client.get(format!("{}/docs/{asset}", s.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{asset}");
+    }
+    let init = s.client.get(format!("{}/docs/swagger-initializer.js", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(init.contains("/openapi.json"));
+    assert!(init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""), "{init}");
+    // /docs itself leads there.
+    let bare = s.client.get(format!("{}/docs", s.base)).send().await.unwrap();
+    assert_eq!(bare.status().as_u16(), 200);
+}
