@@ -50,7 +50,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -68,7 +73,10 @@ impl AppState {
             db,
             tokens: TokenKeys::new(secret.as_bytes()),
             passwords: Passwords::new(),
-            limits: Limits::new(config.rate_limit_per_minute, config.login_rate_limit_per_minute),
+            limits: Limits::new(
+                config.rate_limit_per_minute,
+                config.login_rate_limit_per_minute,
+            ),
             metrics: crate::platform::metrics::install(),
             config: Arc::new(config),
         })
@@ -99,8 +107,12 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::not_found("no such route").into_response() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
-                .into_response()
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+            .into_response()
         })
         .with_state(state);
     pipeline::apply(app, options)
@@ -124,7 +136,10 @@ impl RunningServer {
             Ok(Ok(r)) => r,
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
-                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; exiting anyway");
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "requests still running after the grace period; exiting anyway"
+                );
                 Ok(())
             }
         };
@@ -135,7 +150,9 @@ impl RunningServer {
 
 /// Builds the state, binds `config.addr` and serves in the background.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let listener = TcpListener::bind(config.addr).await.map_err(StartError::Bind)?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let state = AppState::new(config).await?;
     log_settings(&state, addr);
@@ -149,7 +166,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             })
             .await
     });
-    Ok(RunningServer { addr, state, stop, task })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+    })
 }
 
 fn log_settings(state: &AppState, addr: SocketAddr) {
@@ -169,7 +191,10 @@ fn log_settings(state: &AppState, addr: SocketAddr) {
 }
 
 /// Serves until `signal` resolves, then shuts down gracefully.
-pub async fn serve_until(config: Config, signal: impl Future<Output = ()>) -> Result<(), StartError> {
+pub async fn serve_until(
+    config: Config,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let server = start(config).await?;
     signal.await;
     tracing::info!("shutting down: finishing requests in flight");

@@ -8,7 +8,11 @@ use brisk::platform::db::Db;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "brisk", version, about = "Brisk: a fast, correct ERP/CRM and commerce backend.\n\nSettings come from defaults, then BRISK_* environment variables, then flags.")]
+#[command(
+    name = "brisk",
+    version,
+    about = "Brisk: a fast, correct ERP/CRM and commerce backend.\n\nSettings come from defaults, then BRISK_* environment variables, then flags."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,11 @@ async fn demo_login(config: Config) -> Result<(), String> {
     state.db.close().await;
     println!(
         "\nDemo tenant {}. Log in with:\n\n  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n",
-        if login.created { "created" } else { "already present" },
+        if login.created {
+            "created"
+        } else {
+            "already present"
+        },
         login.email,
         login.password
     );

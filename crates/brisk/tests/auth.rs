@@ -55,9 +55,14 @@ async fn signup_validates_every_field() {
     r.assert_problem(422, "validation_failed");
     let fields = r.error_fields();
     for f in ["company_name", "name", "email", "password", "currency"] {
-        assert!(fields.contains(&f.to_owned()), "{f} missing from {fields:?}");
+        assert!(
+            fields.contains(&f.to_owned()),
+            "{f} missing from {fields:?}"
+        );
     }
-    let missing = s.post_anon("/api/v1/auth/signup", json!({"company_name": "A"})).await;
+    let missing = s
+        .post_anon("/api/v1/auth/signup", json!({"company_name": "A"}))
+        .await;
     missing.assert_problem(422, "validation_failed");
     let long = s
         .post_anon(
@@ -69,7 +74,10 @@ async fn signup_validates_every_field() {
     assert_eq!(long.error_fields(), vec!["company_name"]);
     // Nothing was created by any of these: the e-mail is still free.
     let ok = s
-        .post_anon("/api/v1/auth/signup", json!({"company_name": "A", "name": "A", "email": "a@b.co", "password": "12345678"}))
+        .post_anon(
+            "/api/v1/auth/signup",
+            json!({"company_name": "A", "name": "A", "email": "a@b.co", "password": "12345678"}),
+        )
         .await;
     assert_eq!(ok.status, 201);
 }
@@ -79,17 +87,26 @@ async fn login_accepts_any_email_case_and_refuses_wrong_credentials_alike() {
     let s = start().await;
     let owner = s.signup("Login Co").await;
     let ok = s
-        .post_anon("/api/v1/auth/login", json!({"email": owner.email.to_uppercase(), "password": "correct horse"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": owner.email.to_uppercase(), "password": "correct horse"}),
+        )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.body["user"]["id"], owner.user_id.as_str());
     assert!(ok.body["refresh_token"].as_str().is_some());
     let wrong_pw = s
-        .post_anon("/api/v1/auth/login", json!({"email": owner.email, "password": "wrong horse"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": owner.email, "password": "wrong horse"}),
+        )
         .await;
     wrong_pw.assert_problem(401, "invalid_credentials");
     let no_user = s
-        .post_anon("/api/v1/auth/login", json!({"email": "nobody@example.com", "password": "wrong horse"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": "nobody@example.com", "password": "wrong horse"}),
+        )
         .await;
     no_user.assert_problem(401, "invalid_credentials");
     assert_eq!(wrong_pw.body["detail"], no_user.body["detail"]);
@@ -99,17 +116,37 @@ async fn login_accepts_any_email_case_and_refuses_wrong_credentials_alike() {
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let s = start().await;
     let owner = s.signup("Rotate").await;
-    let first = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": owner.refresh_token})).await;
+    let first = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
     assert_eq!(first.status, 200, "{}", first.body);
     let second_token = first.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second_token, owner.refresh_token);
-    assert_eq!(s.get("/api/v1/me", first.body["access_token"].as_str().unwrap()).await.status, 200);
+    assert_eq!(
+        s.get("/api/v1/me", first.body["access_token"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
 
     // The old token no longer works, and presenting it revokes the family...
-    let reuse = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": owner.refresh_token})).await;
+    let reuse = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
     reuse.assert_problem(401, "unauthorized");
     // ...so the token it was exchanged for is dead too.
-    let after = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": second_token})).await;
+    let after = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": second_token}),
+        )
+        .await;
     after.assert_problem(401, "unauthorized");
 }
 
@@ -118,12 +155,33 @@ async fn reuse_revokes_only_that_login_not_other_logins() {
     let s = start().await;
     let owner = s.signup("Two Logins").await;
     let other_login = s
-        .post_anon("/api/v1/auth/login", json!({"email": owner.email, "password": "correct horse"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": owner.email, "password": "correct horse"}),
+        )
         .await;
-    let other_refresh = other_login.body["refresh_token"].as_str().unwrap().to_owned();
-    let _ = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": owner.refresh_token})).await;
-    let _ = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": owner.refresh_token})).await;
-    let still = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": other_refresh})).await;
+    let other_refresh = other_login.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _ = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
+    let _ = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
+    let still = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": other_refresh}),
+        )
+        .await;
     assert_eq!(still.status, 200, "{}", still.body);
 }
 
@@ -137,31 +195,57 @@ async fn concurrent_presentations_of_one_refresh_token_yield_one_winner() {
         let url = format!("{}/api/v1/auth/refresh", s.base);
         let token = owner.refresh_token.clone();
         handles.push(tokio::spawn(async move {
-            client.post(url).json(&json!({"refresh_token": token})).send().await.unwrap().status().as_u16()
+            client
+                .post(url)
+                .json(&json!({"refresh_token": token}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     let mut statuses = Vec::new();
     for h in handles {
         statuses.push(h.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 9, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        9,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn logout_revokes_the_login_and_unknown_tokens_get_204() {
     let s = start().await;
     let owner = s.signup("Logout").await;
-    let rotated = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": owner.refresh_token})).await;
+    let rotated = s
+        .post_anon(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
     let current = rotated.body["refresh_token"].as_str().unwrap().to_owned();
-    let r = s.post_anon("/api/v1/auth/logout", json!({"refresh_token": current})).await;
+    let r = s
+        .post_anon("/api/v1/auth/logout", json!({"refresh_token": current}))
+        .await;
     assert_eq!(r.status, 204);
     s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": current}))
         .await
         .assert_problem(401, "unauthorized");
-    let unknown = s.post_anon("/api/v1/auth/logout", json!({"refresh_token": "nope"})).await;
+    let unknown = s
+        .post_anon("/api/v1/auth/logout", json!({"refresh_token": "nope"}))
+        .await;
     assert_eq!(unknown.status, 204);
-    let forged = s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": "x.y"})).await;
+    let forged = s
+        .post_anon("/api/v1/auth/refresh", json!({"refresh_token": "x.y"}))
+        .await;
     forged.assert_problem(401, "unauthorized");
 }
 
@@ -178,14 +262,25 @@ fn sign(claims: serde_json::Value, secret: &str) -> String {
 async fn missing_malformed_expired_and_forged_access_tokens_are_401() {
     let s = start().await;
     let owner = s.signup("Tokens").await;
-    s.get_anon("/api/v1/me").await.assert_problem(401, "unauthorized");
-    s.get("/api/v1/me", "garbage").await.assert_problem(401, "unauthorized");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    s.get_anon("/api/v1/me")
+        .await
+        .assert_problem(401, "unauthorized");
+    s.get("/api/v1/me", "garbage")
+        .await
+        .assert_problem(401, "unauthorized");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let claims = |exp: i64| json!({"sub": owner.user_id, "tid": owner.tenant_id, "role": "owner", "iat": now - 1000, "exp": exp});
     let expired = sign(claims(now - 10), "test-secret-for-brisk");
-    s.get("/api/v1/me", &expired).await.assert_problem(401, "unauthorized");
+    s.get("/api/v1/me", &expired)
+        .await
+        .assert_problem(401, "unauthorized");
     let forged = sign(claims(now + 600), "some-other-secret");
-    s.get("/api/v1/me", &forged).await.assert_problem(401, "unauthorized");
+    s.get("/api/v1/me", &forged)
+        .await
+        .assert_problem(401, "unauthorized");
     let valid = sign(claims(now + 600), "test-secret-for-brisk");
     assert_eq!(s.get("/api/v1/me", &valid).await.status, 200);
     // Wrong scheme.
@@ -210,12 +305,28 @@ async fn owner_and_admin_manage_users_other_roles_get_403() {
 
     let new_user = |role: &str| json!({"email": format!("{role}-{}@x.example", uuid::Uuid::now_v7().simple()), "name": "N", "password": "password-1", "role": role});
     // Admin may create users, but not owners.
-    assert_eq!(s.post("/api/v1/users", &admin.token, new_user("sales")).await.status, 201);
-    s.post("/api/v1/users", &admin.token, new_user("owner")).await.assert_problem(403, "forbidden");
-    assert_eq!(s.post("/api/v1/users", &owner.token, new_user("owner")).await.status, 201);
+    assert_eq!(
+        s.post("/api/v1/users", &admin.token, new_user("sales"))
+            .await
+            .status,
+        201
+    );
+    s.post("/api/v1/users", &admin.token, new_user("owner"))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        s.post("/api/v1/users", &owner.token, new_user("owner"))
+            .await
+            .status,
+        201
+    );
     for who in [&sales, &warehouse, &viewer] {
-        s.post("/api/v1/users", &who.token, new_user("viewer")).await.assert_problem(403, "forbidden");
-        s.get("/api/v1/users", &who.token).await.assert_problem(403, "forbidden");
+        s.post("/api/v1/users", &who.token, new_user("viewer"))
+            .await
+            .assert_problem(403, "forbidden");
+        s.get("/api/v1/users", &who.token)
+            .await
+            .assert_problem(403, "forbidden");
     }
     let list = s.get("/api/v1/users", &admin.token).await;
     assert_eq!(list.status, 200);
@@ -230,7 +341,11 @@ async fn user_creation_validates_and_refuses_taken_emails() {
     let s = start().await;
     let owner = s.signup("Users").await;
     let r = s
-        .post("/api/v1/users", &owner.token, json!({"email": "bad", "name": "", "password": "x", "role": "boss"}))
+        .post(
+            "/api/v1/users",
+            &owner.token,
+            json!({"email": "bad", "name": "", "password": "x", "role": "boss"}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     let mut fields = r.error_fields();
@@ -242,7 +357,9 @@ async fn user_creation_validates_and_refuses_taken_emails() {
     taken.assert_problem(409, "email_taken");
     // The 403 comes before validation.
     let viewer = s.user_with_role(&owner, "viewer").await;
-    s.post("/api/v1/users", &viewer.token, json!({"email": "bad"})).await.assert_problem(403, "forbidden");
+    s.post("/api/v1/users", &viewer.token, json!({"email": "bad"}))
+        .await
+        .assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
@@ -262,16 +379,31 @@ async fn login_attempts_are_limited_per_email_and_per_ip() {
     let s = start_with(|c| c.login_rate_limit_per_minute = 3).await;
     let owner = s.signup("Limited").await;
     for _ in 0..3 {
-        let r = s.post_anon("/api/v1/auth/login", json!({"email": owner.email, "password": "wrong password"})).await;
+        let r = s
+            .post_anon(
+                "/api/v1/auth/login",
+                json!({"email": owner.email, "password": "wrong password"}),
+            )
+            .await;
         assert_eq!(r.status, 401);
     }
     // Even the right password is refused now, with Retry-After.
-    let r = s.post_anon("/api/v1/auth/login", json!({"email": owner.email.to_uppercase(), "password": "correct horse"})).await;
+    let r = s
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": owner.email.to_uppercase(), "password": "correct horse"}),
+        )
+        .await;
     r.assert_problem(429, "rate_limited");
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // The IP's budget is spent too: another e-mail from the same client is limited.
-    let r = s.post_anon("/api/v1/auth/login", json!({"email": "someone@else.example", "password": "whatever"})).await;
+    let r = s
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": "someone@else.example", "password": "whatever"}),
+        )
+        .await;
     r.assert_problem(429, "rate_limited");
 }
 
@@ -286,7 +418,11 @@ async fn requests_are_limited_per_tenant() {
     let r = s.get("/api/v1/me", &a.token).await;
     r.assert_problem(429, "rate_limited");
     assert!(r.header("retry-after").is_some());
-    assert_eq!(s.get("/api/v1/me", &b.token).await.status, 200, "other tenants are unaffected");
+    assert_eq!(
+        s.get("/api/v1/me", &b.token).await.status,
+        200,
+        "other tenants are unaffected"
+    );
 }
 
 #[tokio::test]

@@ -13,22 +13,49 @@ async fn malformed_json_is_400_wrong_type_is_415_oversized_is_413() {
     let s = start().await;
     let url = format!("{}/api/v1/auth/signup", s.base);
     let malformed = TestServer::read(
-        s.client.post(&url).header("content-type", "application/json").body("{\"company_name\": ").send().await.unwrap(),
+        s.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{\"company_name\": ")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     malformed.assert_problem(400, "bad_request");
     let trailing = TestServer::read(
-        s.client.post(&url).header("content-type", "application/json").body("{} {}").send().await.unwrap(),
+        s.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{} {}")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     trailing.assert_problem(400, "bad_request");
-    let text = TestServer::read(s.client.post(&url).header("content-type", "text/plain").body("hello").send().await.unwrap()).await;
+    let text = TestServer::read(
+        s.client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body("hello")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     text.assert_problem(415, "unsupported_media_type");
     let none = TestServer::read(s.client.post(&url).body("{}").send().await.unwrap()).await;
     none.assert_problem(415, "unsupported_media_type");
     let big = vec![b' '; 1024 * 1024 + 1];
     let too_large = TestServer::read(
-        s.client.post(&url).header("content-type", "application/json").body(big).send().await.unwrap(),
+        s.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(big)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     too_large.assert_problem(413, "payload_too_large");
@@ -58,7 +85,10 @@ async fn a_413_is_decided_from_content_length_before_the_body_is_read() {
         .await
         .unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     assert!(head.contains("payload_too_large"), "{head}");
@@ -71,23 +101,45 @@ async fn error_precedence_is_401_then_body_format_then_403() {
     let viewer = s.user_with_role(&owner, "viewer").await;
     let url = format!("{}/api/v1/users", s.base);
     // No token and a malformed body: 401 wins.
-    let r = TestServer::read(s.client.post(&url).header("content-type", "application/json").body("{").send().await.unwrap()).await;
+    let r = TestServer::read(
+        s.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     r.assert_problem(401, "unauthorized");
     // Viewer (403) with a malformed body: 400 wins.
     let r = TestServer::read(
-        s.client.post(&url).bearer_auth(&viewer.token).header("content-type", "application/json").body("{").send().await.unwrap(),
+        s.client
+            .post(&url)
+            .bearer_auth(&viewer.token)
+            .header("content-type", "application/json")
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     r.assert_problem(400, "bad_request");
     // Viewer with a well-formed but invalid body: 403 wins over 422.
-    s.post("/api/v1/users", &viewer.token, json!({"role": 5})).await.assert_problem(403, "forbidden");
+    s.post("/api/v1/users", &viewer.token, json!({"role": 5}))
+        .await
+        .assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_as_problems() {
     let s = start().await;
-    s.get_anon("/api/v1/nothing-here").await.assert_problem(404, "not_found");
-    let r = s.request(Method::DELETE, "/api/v1/auth/login", None, None).await;
+    s.get_anon("/api/v1/nothing-here")
+        .await
+        .assert_problem(404, "not_found");
+    let r = s
+        .request(Method::DELETE, "/api/v1/auth/login", None, None)
+        .await;
     r.assert_problem(405, "method_not_allowed");
 }
 
@@ -97,7 +149,12 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let r = s.get_anon("/health/live").await;
     assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
     let r = TestServer::read(
-        s.client.get(format!("{}/health/live", s.base)).header("x-request-id", "abc-123").send().await.unwrap(),
+        s.client
+            .get(format!("{}/health/live", s.base))
+            .header("x-request-id", "abc-123")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
@@ -107,25 +164,56 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
 async fn responses_over_1_kib_are_compressed_with_gzip_br_or_zstd() {
     let s = start().await;
     let url = format!("{}/openapi.json", s.base);
-    let plain = s.client.get(&url).header("accept-encoding", "identity").send().await.unwrap();
+    let plain = s
+        .client
+        .get(&url)
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     let plain = plain.bytes().await.unwrap();
     assert!(plain.len() > 1024);
     for encoding in ["gzip", "br", "zstd"] {
-        let r = s.client.get(&url).header("accept-encoding", encoding).send().await.unwrap();
-        assert_eq!(r.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some(encoding));
+        let r = s
+            .client
+            .get(&url)
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some(encoding)
+        );
         let body = r.bytes().await.unwrap();
         assert!(body.len() < plain.len(), "{encoding} made it smaller");
         if encoding == "gzip" {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, plain, "gzip decodes to the same document");
         }
     }
-    let refused = s.client.get(&url).header("accept-encoding", "gzip;q=0").send().await.unwrap();
+    let refused = s
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
     assert!(refused.headers().get("content-encoding").is_none());
     // Small responses are not compressed.
-    let small = s.client.get(format!("{}/health/live", s.base)).header("accept-encoding", "gzip").send().await.unwrap();
+    let small = s
+        .client
+        .get(format!("{}/health/live", s.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert!(small.headers().get("content-encoding").is_none());
 }
 
@@ -144,7 +232,10 @@ async fn get_responses_carry_an_etag_and_if_none_match_gets_304() {
         .await
         .unwrap();
     assert_eq!(again.status().as_u16(), 304);
-    assert_eq!(again.headers().get("etag").and_then(|v| v.to_str().ok()), Some(etag.as_str()));
+    assert_eq!(
+        again.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(etag.as_str())
+    );
     assert!(again.bytes().await.unwrap().is_empty());
     let stale = s
         .client
@@ -172,7 +263,10 @@ async fn lists_paginate_by_keyset_newest_first_and_validate_limit_and_cursor() {
         assert_eq!(r.status, 200, "{}", r.body);
         pages += 1;
         for item in r.body["items"].as_array().unwrap() {
-            seen.push((item["created_at"].as_str().unwrap().to_owned(), item["id"].as_str().unwrap().to_owned()));
+            seen.push((
+                item["created_at"].as_str().unwrap().to_owned(),
+                item["id"].as_str().unwrap().to_owned(),
+            ));
         }
         match r.body["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/users?limit=2&cursor={c}"),
@@ -184,9 +278,19 @@ async fn lists_paginate_by_keyset_newest_first_and_validate_limit_and_cursor() {
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first, ties by id");
-    assert_eq!(seen.last().unwrap().1, owner.user_id, "the owner came first, so is listed last");
+    assert_eq!(
+        seen.last().unwrap().1,
+        owner.user_id,
+        "the owner came first, so is listed last"
+    );
 
-    for bad in ["limit=0", "limit=-1", "limit=ten", "cursor=bm9wZQ", "cursor=%%%"] {
+    for bad in [
+        "limit=0",
+        "limit=-1",
+        "limit=ten",
+        "cursor=bm9wZQ",
+        "cursor=%%%",
+    ] {
         let r = s.get(&format!("/api/v1/users?{bad}"), &owner.token).await;
         r.assert_problem(400, "bad_request");
     }
@@ -205,7 +309,9 @@ async fn fields_selects_top_level_fields_and_rejects_unknown_ones() {
     let mut keys: Vec<_> = item.as_object().unwrap().keys().cloned().collect();
     keys.sort();
     assert_eq!(keys, vec!["email", "id", "role"]);
-    let r = s.get("/api/v1/users?fields=email,password_hash", &owner.token).await;
+    let r = s
+        .get("/api/v1/users?fields=email,password_hash", &owner.token)
+        .await;
     r.assert_problem(400, "unknown_field");
 }
 
@@ -247,17 +353,33 @@ async fn a_panicking_handler_becomes_a_500_problem_and_the_server_lives_on() {
         "unreachable"
     }
     let app = apply(
-        Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "fine" })),
-        PipelineOptions { request_timeout: std::time::Duration::from_secs(5), statement_count_header: false },
+        Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" })),
+        PipelineOptions {
+            request_timeout: std::time::Duration::from_secs(5),
+            statement_count_header: false,
+        },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        let r = TestServer::read(client.get(format!("http://{addr}/boom")).send().await.unwrap()).await;
+        let r = TestServer::read(
+            client
+                .get(format!("http://{addr}/boom"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         r.assert_problem(500, "internal");
     }
-    let ok = client.get(format!("http://{addr}/ok")).send().await.unwrap();
+    let ok = client
+        .get(format!("http://{addr}/ok"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 }

@@ -39,7 +39,9 @@ impl Outage {
         let (up2, links2) = (up.clone(), links.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
                 if !up2.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -90,13 +92,25 @@ async fn ready_is_503_while_postgres_is_unreachable_and_200_when_it_returns() {
     let down = s.get_anon("/health/ready").await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(down.body["status"], "unavailable");
-    assert!(down.body["checks"]["database"].as_str().unwrap().starts_with("unreachable"));
+    assert!(
+        down.body["checks"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreachable")
+    );
     // A business request gets a 503 problem, not a 500.
     let r = s
-        .post_anon("/api/v1/auth/login", serde_json::json!({"email": "a@b.example", "password": "12345678"}))
+        .post_anon(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "a@b.example", "password": "12345678"}),
+        )
         .await;
     r.assert_problem(503, "unavailable");
-    assert_eq!(s.get_anon("/health/live").await.status, 200, "the process lives on");
+    assert_eq!(
+        s.get_anon("/health/live").await.status,
+        200,
+        "the process lives on"
+    );
     proxy.restore();
     let mut back = 0;
     for _ in 0..50 {
@@ -114,8 +128,18 @@ async fn metrics_export_requests_latency_pool_and_statements() {
     let s = start().await;
     let owner = s.signup("Metrics").await;
     s.get("/api/v1/me", &owner.token).await;
-    let r = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = r.text().await.unwrap();
     for needle in [
         "brisk_http_requests_total{route=\"/api/v1/me\",method=\"GET\",status=\"200\"}",
@@ -149,7 +173,10 @@ async fn openapi_describes_every_route() {
         ("/health/ready", "get"),
         ("/metrics", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
 }
@@ -157,19 +184,52 @@ async fn openapi_describes_every_route() {
 #[tokio::test]
 async fn docs_render_from_assets_inside_the_binary() {
     let s = start().await;
-    let page = s.client.get(format!("{}/docs/", s.base)).send().await.unwrap();
+    let page = s
+        .client
+        .get(format!("{}/docs/", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui-bundle.js"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets:\n{html}");
-    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-initializer.js"] {
-        let r = s.client.get(format!("{}/docs/{asset}", s.base)).send().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets:\n{html}"
+    );
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let r = s
+            .client
+            .get(format!("{}/docs/{asset}", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200, "{asset}");
     }
-    let init = s.client.get(format!("{}/docs/swagger-initializer.js", s.base)).send().await.unwrap().text().await.unwrap();
+    let init = s
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(init.contains("/openapi.json"));
-    assert!(init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""), "{init}");
+    assert!(
+        init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""),
+        "{init}"
+    );
     // /docs itself leads there.
-    let bare = s.client.get(format!("{}/docs", s.base)).send().await.unwrap();
+    let bare = s
+        .client
+        .get(format!("{}/docs", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bare.status().as_u16(), 200);
 }

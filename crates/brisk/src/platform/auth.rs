@@ -138,7 +138,12 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue_access(&self, user_id: &str, tenant_id: &str, role: Role) -> Result<String, ApiError> {
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        tenant_id: &str,
+        role: Role,
+    ) -> Result<String, ApiError> {
         let now = unix_now();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -157,7 +162,9 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| {
                 let why = match err.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the access token has expired",
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        "the access token has expired"
+                    }
                     jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                         "the access token's signature is invalid"
                     }
@@ -233,7 +240,11 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal())?;
         tokio::task::spawn_blocking(move || {
             argon2()
                 .hash_password(password.as_bytes())
@@ -252,10 +263,18 @@ impl Passwords {
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal())?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal())?;
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)
-                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -287,7 +306,9 @@ impl FromRequestParts<AppState> for AuthUser {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
         let user = state.tokens.verify_access(token)?;
         state
             .limits
@@ -318,9 +339,15 @@ mod tests {
         let keys = TokenKeys::new(b"secret-one");
         let token = keys.issue_access("u1", "t1", Role::Sales).unwrap();
         let user = keys.verify_access(&token).unwrap();
-        assert_eq!((user.user_id.as_str(), user.tenant_id.as_str(), user.role), ("u1", "t1", Role::Sales));
+        assert_eq!(
+            (user.user_id.as_str(), user.tenant_id.as_str(), user.role),
+            ("u1", "t1", Role::Sales)
+        );
         let other = TokenKeys::new(b"secret-two");
-        assert_eq!(other.verify_access(&token).unwrap_err().code, "unauthorized");
+        assert_eq!(
+            other.verify_access(&token).unwrap_err().code,
+            "unauthorized"
+        );
         assert!(keys.verify_access("not.a.jwt").is_err());
     }
 

@@ -30,12 +30,20 @@ pub struct Config {
 
     /// How long a request waits for a free database connection before it
     /// answers 503, in milliseconds.
-    #[arg(long, env = "BRISK_DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "BRISK_DATABASE_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
     pub database_acquire_timeout_ms: u64,
 
     /// PostgreSQL `statement_timeout` for every connection, in milliseconds
     /// (0 = none).
-    #[arg(long, env = "BRISK_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
+    #[arg(
+        long,
+        env = "BRISK_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
     pub database_statement_timeout_ms: u64,
 
     /// Token signing secret. When unset, one is generated once and stored in

@@ -138,7 +138,8 @@ impl Db {
                     Box::pin(async move {
                         // A literal, not a bind: SET takes no parameters.
                         let set = format!("SET statement_timeout = {timeout_ms}");
-                        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set))).await?;
+                        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set)))
+                            .await?;
                         Ok(())
                     })
                 })
@@ -459,10 +460,17 @@ impl SqlBuilder {
 
     /// Keyset condition for newest-first lists ordered by
     /// `(created_at DESC, id DESC)`, for columns with the given prefix.
-    pub fn after_cursor(&mut self, prefix: &str, after: Option<&crate::platform::http::list::Cursor>) -> &mut Self {
+    pub fn after_cursor(
+        &mut self,
+        prefix: &str,
+        after: Option<&crate::platform::http::list::Cursor>,
+    ) -> &mut Self {
         if let Some(c) = after {
             self.push(&format!(" AND ({prefix}created_at, {prefix}id) < ("));
-            self.bind(c.created_at).push(", ").bind(c.id.clone()).push(")");
+            self.bind(c.created_at)
+                .push(", ")
+                .bind(c.id.clone())
+                .push(")");
         }
         self
     }

@@ -17,8 +17,7 @@ pub struct KeyedLimit {
 impl KeyedLimit {
     pub fn per_minute(n: u32) -> Self {
         KeyedLimit {
-            limiter: NonZeroU32::new(n)
-                .map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))),
+            limiter: NonZeroU32::new(n).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))),
         }
     }
 

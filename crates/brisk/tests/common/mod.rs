@@ -31,7 +31,9 @@ pub async fn fresh_database_url() -> (String, Option<PathBuf>) {
     if is_postgres() {
         let admin = std::env::var("BRISK_TEST_POSTGRES_URL")
             .expect("BRISK_TEST_POSTGRES_URL must be set when BRISK_TEST_BACKEND=postgres");
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to test PostgreSQL");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
@@ -104,7 +106,11 @@ impl Resp {
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -141,7 +147,13 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
 }
 
 impl TestServer {
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -158,17 +170,24 @@ impl TestServer {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body").to_vec();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, headers, body, bytes }
+        Resp {
+            status,
+            headers,
+            body,
+            bytes,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.request(Method::GET, path, Some(token), None).await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(token), Some(&body)).await
+        self.request(Method::POST, path, Some(token), Some(&body))
+            .await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::PATCH, path, Some(token), Some(&body)).await
+        self.request(Method::PATCH, path, Some(token), Some(&body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.request(Method::DELETE, path, Some(token), None).await
@@ -182,7 +201,11 @@ impl TestServer {
 
     /// Signs up a new tenant; returns its owner's session.
     pub async fn signup(&self, company: &str) -> Session {
-        let email = format!("owner-{}@{}.example", uuid::Uuid::now_v7().simple(), company.to_lowercase().replace(' ', "-"));
+        let email = format!(
+            "owner-{}@{}.example",
+            uuid::Uuid::now_v7().simple(),
+            company.to_lowercase().replace(' ', "-")
+        );
         let r = self
             .post_anon(
                 "/api/v1/auth/signup",
@@ -212,7 +235,10 @@ impl TestServer {
         assert_eq!(r.status, 201, "create user: {}", r.body);
         let user_id = r.body["id"].as_str().unwrap().to_owned();
         let r = self
-            .post_anon("/api/v1/auth/login", json!({"email": email, "password": "password-123"}))
+            .post_anon(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": "password-123"}),
+            )
             .await;
         assert_eq!(r.status, 200, "login: {}", r.body);
         Session {

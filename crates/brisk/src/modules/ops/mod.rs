@@ -50,7 +50,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             StatusCode::OK,
             Json(Health {
                 status: "ok",
-                checks: Some(Checks { database: "ok".into() }),
+                checks: Some(Checks {
+                    database: "ok".into(),
+                }),
             }),
         ),
         Err(why) => {

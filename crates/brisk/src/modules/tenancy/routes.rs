@@ -97,22 +97,37 @@ fn normalize_email(email: &str) -> String {
 fn check_email(v: &mut Validator, field: &str, email: &str) {
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        });
     v.check(valid, field, "must be an e-mail address");
 }
 
 fn check_password(v: &mut Validator, password: &str) {
     let n = password.chars().count();
-    v.check(n >= MIN_PASSWORD_CHARS, "password", format!("must be at least {MIN_PASSWORD_CHARS} characters"));
-    v.check(n <= MAX_PASSWORD_CHARS, "password", format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+    v.check(
+        n >= MIN_PASSWORD_CHARS,
+        "password",
+        format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+    );
+    v.check(
+        n <= MAX_PASSWORD_CHARS,
+        "password",
+        format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+    );
 }
 
 /// Create a tenant and its owner.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = SignupResponse), (status = 409, body = Problem, description = "email_taken"), (status = 422, body = Problem)))]
-async fn signup(State(state): State<AppState>, body: ApiJson<SignupRequest>) -> ApiResult<impl IntoResponse> {
+async fn signup(
+    State(state): State<AppState>,
+    body: ApiJson<SignupRequest>,
+) -> ApiResult<impl IntoResponse> {
     let req = body.parse()?;
     let email = normalize_email(&req.email);
     let currency = req.currency.as_deref().unwrap_or("USD").trim().to_owned();
@@ -168,7 +183,11 @@ async fn login(
         return Err(ApiError::rate_limited(wait));
     }
     if req.password.chars().count() > MAX_PASSWORD_CHARS {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong e-mail or password",
+        ));
     }
     let (tokens, user) = store::login(&state, &email, req.password).await?;
     Ok(Json(LoginResponse {
@@ -182,15 +201,23 @@ async fn login(
 /// Exchange a refresh token for new tokens (the old one stops working).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = Tokens), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, body: ApiJson<RefreshRequest>) -> ApiResult<Json<Tokens>> {
+async fn refresh(
+    State(state): State<AppState>,
+    body: ApiJson<RefreshRequest>,
+) -> ApiResult<Json<Tokens>> {
     let req = body.parse()?;
-    store::refresh(&state, req.refresh_token.trim()).await.map(Json)
+    store::refresh(&state, req.refresh_token.trim())
+        .await
+        .map(Json)
 }
 
 /// End the login a refresh token belongs to.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204)))]
-async fn logout(State(state): State<AppState>, body: ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    body: ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
     let req = body.parse()?;
     store::logout(&state, req.refresh_token.trim()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -216,18 +243,32 @@ async fn create_user(
     let req = body.parse()?;
     let role = Role::parse(req.role.trim());
     if role == Some(Role::Owner) && auth.role != Role::Owner {
-        return Err(ApiError::forbidden("only an owner may create another owner"));
+        return Err(ApiError::forbidden(
+            "only an owner may create another owner",
+        ));
     }
     let email = normalize_email(&req.email);
     let mut v = Validator::new();
     check_email(&mut v, "email", &email);
     v.text("name", &req.name, 200);
     check_password(&mut v, &req.password);
-    v.check(role.is_some(), "role", "must be one of owner, admin, sales, warehouse, viewer");
+    v.check(
+        role.is_some(),
+        "role",
+        "must be one of owner, admin, sales, warehouse, viewer",
+    );
     v.finish()?;
     let role = role.ok_or_else(ApiError::internal)?;
     let password_hash = state.passwords.hash(req.password).await?;
-    let user = store::create_user(&state, &auth.tenant_id, email, req.name.trim().to_owned(), role, password_hash).await?;
+    let user = store::create_user(
+        &state,
+        &auth.tenant_id,
+        email,
+        req.name.trim().to_owned(),
+        role,
+        password_hash,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

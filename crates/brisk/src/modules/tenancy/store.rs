@@ -90,9 +90,16 @@ pub async fn create_tenant(state: &AppState, new: NewTenant) -> ApiResult<(Tenan
     Ok((tenant, user, tokens))
 }
 
-async fn insert_user(tx: &mut Tx, tenant_id: &str, user: &User, password_hash: &str) -> ApiResult<()> {
-    sql("INSERT INTO users (tenant_id, id, email, name, role, password_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+async fn insert_user(
+    tx: &mut Tx,
+    tenant_id: &str,
+    user: &User,
+    password_hash: &str,
+) -> ApiResult<()> {
+    sql(
+        "INSERT INTO users (tenant_id, id, email, name, role, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
     .bind(tenant_id.to_owned())
     .bind(user.id.clone())
     .bind(user.email.clone())
@@ -102,12 +109,24 @@ async fn insert_user(tx: &mut Tx, tenant_id: &str, user: &User, password_hash: &
     .bind(user.created_at)
     .execute(&mut **tx)
     .await
-    .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            email_taken()
+        } else {
+            e.into()
+        }
+    })?;
     Ok(())
 }
 
 /// A new refresh-token family (one login) plus its access token.
-async fn start_login(state: &AppState, tx: &mut Tx, tenant_id: &str, user_id: &str, role: Role) -> ApiResult<Tokens> {
+async fn start_login(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant_id: &str,
+    user_id: &str,
+    role: Role,
+) -> ApiResult<Tokens> {
     let family = clock::new_id();
     issue_tokens(state, tx, tenant_id, user_id, role, &family).await
 }
@@ -177,7 +196,9 @@ fn refresh_rejected() -> ApiError {
 /// Rotates a refresh token. A token presented a second time means it leaked
 /// (or a client raced itself): the whole family is revoked.
 pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
-    let tenant_id = auth::refresh_token_tenant(token).ok_or_else(refresh_rejected)?.to_owned();
+    let tenant_id = auth::refresh_token_tenant(token)
+        .ok_or_else(refresh_rejected)?
+        .to_owned();
     let hash = auth::token_hash(token);
     let now = now_micros();
     let mut tx = state.db.begin().await?;
@@ -224,8 +245,10 @@ pub async fn logout(state: &AppState, token: &str) -> ApiResult<()> {
     let Some(tenant_id) = auth::refresh_token_tenant(token) else {
         return Ok(());
     };
-    sql("UPDATE refresh_tokens SET revoked = 1 WHERE tenant_id = $1 AND family_id = \
-         (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2)")
+    sql(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE tenant_id = $1 AND family_id = \
+         (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2)",
+    )
     .bind(tenant_id.to_owned())
     .bind(auth::token_hash(token))
     .execute(state.db.writer())
@@ -234,12 +257,13 @@ pub async fn logout(state: &AppState, token: &str) -> ApiResult<()> {
 }
 
 pub async fn me(state: &AppState, tenant_id: &str, user_id: &str) -> ApiResult<(User, Tenant)> {
-    let user = sql("SELECT id, email, name, role, created_at FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id.to_owned())
-        .bind(user_id.to_owned())
-        .fetch_optional_as::<_, User>(state.db.reader())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    let user =
+        sql("SELECT id, email, name, role, created_at FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.to_owned())
+            .bind(user_id.to_owned())
+            .fetch_optional_as::<_, User>(state.db.reader())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
     let tenant = tenant(state, tenant_id).await?;
     Ok((user, tenant))
 }
@@ -273,8 +297,14 @@ pub async fn create_user(
     Ok(user)
 }
 
-pub async fn list_users(state: &AppState, tenant_id: &str, page: &Page) -> ApiResult<(Vec<User>, Option<String>)> {
-    let mut q = SqlBuilder::new(&format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = "));
+pub async fn list_users(
+    state: &AppState,
+    tenant_id: &str,
+    page: &Page,
+) -> ApiResult<(Vec<User>, Option<String>)> {
+    let mut q = SqlBuilder::new(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = "
+    ));
     q.bind(tenant_id)
         .after_cursor("", page.after.as_ref())
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")

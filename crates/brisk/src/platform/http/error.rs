@@ -92,7 +92,11 @@ impl ApiError {
         };
         ApiError {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
         }
     }
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -109,11 +113,7 @@ impl ApiError {
     pub fn to_problem(&self) -> Problem {
         Problem {
             kind: "about:blank",
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             code: self.code.to_owned(),
             detail: self.detail.clone(),

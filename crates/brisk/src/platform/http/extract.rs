@@ -82,7 +82,8 @@ async fn read_body<S: Send + Sync>(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let is_json = content_type.as_deref().is_some_and(is_json_content_type);
-    if !is_json && !(empty_allowed && declared.unwrap_or(0) == 0 && content_type.is_none()) {
+    let bodiless = empty_allowed && declared.unwrap_or(0) == 0 && content_type.is_none();
+    if !(is_json || bodiless) {
         return Err(ApiError::new(
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

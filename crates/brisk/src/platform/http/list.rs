@@ -74,7 +74,7 @@ impl Page {
         };
         let after = match cursor {
             None => None,
-            Some(c) if c.is_empty() => None,
+            Some("") => None,
             Some(c) => Some(Cursor::decode(c)?),
         };
         Ok(Page { limit, after })
@@ -87,7 +87,11 @@ impl Page {
     }
 
     /// Trims the extra row and returns the cursor of the next page, if any.
-    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
+    pub fn finish<T>(
+        &self,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> Cursor,
+    ) -> (Vec<T>, Option<String>) {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
         let next = if more {
@@ -131,10 +135,7 @@ impl Fields {
             }
         }
         if !unknown.is_empty() {
-            let detail = format!(
-                "fields names unknown fields; known: {}",
-                known.join(", ")
-            );
+            let detail = format!("fields names unknown fields; known: {}", known.join(", "));
             return Err(ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "unknown_field",
@@ -169,7 +170,11 @@ impl Fields {
 
 /// A list response: `{"items": [...], "next_cursor": ...}` with `fields=`
 /// applied to each item.
-pub fn list_response<T: Serialize>(items: &[T], next_cursor: Option<String>, fields: &Fields) -> Value {
+pub fn list_response<T: Serialize>(
+    items: &[T],
+    next_cursor: Option<String>,
+    fields: &Fields,
+) -> Value {
     let items: Vec<Value> = items
         .iter()
         .map(|item| fields.apply(serde_json::to_value(item).unwrap_or(Value::Null)))
@@ -183,16 +188,31 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_garbage_is_a_400() {
-        let c = Cursor { created_at: 42, id: "abc".into() };
+        let c = Cursor {
+            created_at: 42,
+            id: "abc".into(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
-        assert_eq!(Cursor::decode("!!!").err().map(|e| e.code), Some("bad_request"));
-        assert_eq!(Cursor::decode("aGVsbG8").err().map(|e| e.status.as_u16()), Some(400));
+        assert_eq!(
+            Cursor::decode("!!!").err().map(|e| e.code),
+            Some("bad_request")
+        );
+        assert_eq!(
+            Cursor::decode("aGVsbG8").err().map(|e| e.status.as_u16()),
+            Some(400)
+        );
     }
 
     #[test]
     fn limit_is_clamped_and_validated() {
-        assert_eq!(Page::from_params(None, None).map(|p| p.limit).ok(), Some(20));
-        assert_eq!(Page::from_params(Some("500"), None).map(|p| p.limit).ok(), Some(100));
+        assert_eq!(
+            Page::from_params(None, None).map(|p| p.limit).ok(),
+            Some(20)
+        );
+        assert_eq!(
+            Page::from_params(Some("500"), None).map(|p| p.limit).ok(),
+            Some(100)
+        );
         for bad in ["0", "-1", "ten", ""] {
             assert!(Page::from_params(Some(bad), None).is_err(), "{bad}");
         }

@@ -33,7 +33,10 @@ pub struct PipelineOptions {
 }
 
 /// Wraps `router` in the full request pipeline.
-pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, options: PipelineOptions) -> Router<S> {
+pub fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    options: PipelineOptions,
+) -> Router<S> {
     let compression = CompressionLayer::new()
         .gzip(true)
         .br(true)
@@ -205,7 +208,10 @@ mod tests {
     fn if_none_match_compares_weakly_and_accepts_lists() {
         let tag = "W/\"abc-1\"";
         assert!(matches_etag(&HeaderValue::from_static("W/\"abc-1\""), tag));
-        assert!(matches_etag(&HeaderValue::from_static("\"x\", \"abc-1\""), tag));
+        assert!(matches_etag(
+            &HeaderValue::from_static("\"x\", \"abc-1\""),
+            tag
+        ));
         assert!(matches_etag(&HeaderValue::from_static("*"), tag));
         assert!(!matches_etag(&HeaderValue::from_static("\"abc-2\""), tag));
     }
