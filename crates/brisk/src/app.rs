@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     let options = PipelineOptions {
         request_timeout: state.config.request_timeout(),
         statement_count_header: state.config.statement_count_header,
+        sql_log: state.config.sql_log.clone(),
     };
     let app = api
         .merge(

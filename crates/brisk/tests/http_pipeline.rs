@@ -359,6 +359,7 @@ async fn a_panicking_handler_becomes_a_500_problem_and_the_server_lives_on() {
         PipelineOptions {
             request_timeout: std::time::Duration::from_secs(5),
             statement_count_header: false,
+            sql_log: None,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -77,6 +77,10 @@ pub struct Config {
     /// to every response. Meant for tests and profiling.
     #[arg(long, env = "BRISK_STATEMENT_COUNT_HEADER", default_value_t = false)]
     pub statement_count_header: bool,
+
+    /// Tests only: record every SQL statement (to check query plans).
+    #[arg(skip)]
+    pub sql_log: Option<crate::platform::db::SqlLog>,
 }
 
 impl Config {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Encode, Executor, FromRow, Type};
+use sqlx::{Any, AnyPool, Executor, FromRow};
 
 use crate::platform::config::Config;
 
@@ -247,25 +247,134 @@ fn with_sqlite_mode(url: &str, mode: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Statement counting and timing
+// Statements: counting, timing and (in tests) capture
+
+/// A bound value. Statements keep their values until they run, so a test
+/// can capture a statement and replay it under `EXPLAIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    NullInt,
+    NullText,
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Arg::NullInt, Arg::Int)
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Arg::NullText, Arg::Text)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(Arg::NullText, |s| Arg::Text(s.to_owned()))
+    }
+}
+
+/// A statement as it ran: text and values.
+#[derive(Debug, Clone)]
+pub struct CapturedStatement {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl CapturedStatement {
+    /// The same statement under `EXPLAIN QUERY PLAN` (SQLite) or `EXPLAIN`
+    /// (PostgreSQL).
+    pub fn explain(&self, backend: Backend) -> Sql {
+        let prefix = match backend {
+            Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+            Backend::Postgres => "EXPLAIN ",
+        };
+        let mut q = sql_owned(format!("{prefix}{}", self.text));
+        q.args = self.args.clone();
+        q
+    }
+}
+
+/// Where statements are captured when a test asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct SqlLog(Arc<std::sync::Mutex<Vec<CapturedStatement>>>);
+
+impl SqlLog {
+    pub fn take(&self) -> Vec<CapturedStatement> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+    fn push(&self, statement: CapturedStatement) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(statement);
+        }
+    }
+}
+
+struct RequestStatements {
+    count: AtomicU64,
+    log: Option<SqlLog>,
+}
 
 tokio::task_local! {
-    static REQUEST_STATEMENTS: Arc<AtomicU64>;
+    static REQUEST_STATEMENTS: Arc<RequestStatements>;
 }
 
 /// Runs `fut`, returning its output and the number of SQL statements it ran
-/// (transaction begin/commit included).
-pub async fn counting_statements<F: Future>(fut: F) -> (F::Output, u64) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let out = REQUEST_STATEMENTS.scope(counter.clone(), fut).await;
-    (out, counter.load(Ordering::Relaxed))
+/// (transaction begin/commit included); with a log, records each one.
+pub async fn counting_statements<F: Future>(fut: F, log: Option<SqlLog>) -> (F::Output, u64) {
+    let stats = Arc::new(RequestStatements {
+        count: AtomicU64::new(0),
+        log,
+    });
+    let out = REQUEST_STATEMENTS.scope(stats.clone(), fut).await;
+    (out, stats.count.load(Ordering::Relaxed))
 }
 
 fn count_statement(kind: &'static str, took: Duration) {
-    let _ = REQUEST_STATEMENTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+    let _ = REQUEST_STATEMENTS.try_with(|c| c.count.fetch_add(1, Ordering::Relaxed));
     metrics::counter!("brisk_db_statements_total", "kind" => kind).increment(1);
     metrics::histogram!("brisk_db_statement_duration_seconds", "kind" => kind)
         .record(took.as_secs_f64());
+}
+
+fn capture(text: &str, args: &[Arg]) {
+    let _ = REQUEST_STATEMENTS.try_with(|c| {
+        if let Some(log) = &c.log {
+            log.push(CapturedStatement {
+                text: text.to_owned(),
+                args: args.to_vec(),
+            });
+        }
+    });
 }
 
 /// Commits a transaction, counting the COMMIT like any statement.
@@ -277,8 +386,10 @@ pub async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
 }
 
 /// One SQL statement with its bound values. Build with [`sql`].
+#[derive(Debug, Clone)]
 pub struct Sql {
-    query: sqlx::query::Query<'static, Any, AnyArguments>,
+    text: std::borrow::Cow<'static, str>,
+    args: Vec<Arg>,
     kind: &'static str,
 }
 
@@ -286,7 +397,8 @@ pub struct Sql {
 pub fn sql(text: &'static str) -> Sql {
     Sql {
         kind: statement_kind(text),
-        query: sqlx::query(text),
+        text: std::borrow::Cow::Borrowed(text),
+        args: Vec::new(),
     }
 }
 
@@ -295,7 +407,8 @@ pub fn sql(text: &'static str) -> Sql {
 pub fn sql_owned(text: String) -> Sql {
     Sql {
         kind: statement_kind(&text),
-        query: sqlx::query(sqlx::AssertSqlSafe(text)),
+        text: std::borrow::Cow::Owned(text),
+        args: Vec::new(),
     }
 }
 
@@ -313,21 +426,36 @@ fn statement_kind(text: &str) -> &'static str {
 }
 
 impl Sql {
-    pub fn bind<T>(mut self, value: T) -> Self
-    where
-        T: 'static + Send + Encode<'static, Any> + Type<Any>,
-    {
-        self.query = self.query.bind(value);
+    pub fn bind(mut self, value: impl Into<Arg>) -> Self {
+        self.args.push(value.into());
         self
+    }
+
+    fn into_query(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
+        capture(&self.text, &self.args);
+        let mut q = match self.text {
+            std::borrow::Cow::Borrowed(text) => sqlx::query(text),
+            std::borrow::Cow::Owned(text) => sqlx::query(sqlx::AssertSqlSafe(text)),
+        };
+        for arg in self.args {
+            q = match arg {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::NullInt => q.bind(None::<i64>),
+                Arg::NullText => q.bind(None::<String>),
+            };
+        }
+        q
     }
 
     pub async fn fetch_all<'e, 'c: 'e, E>(self, ex: E) -> Result<Vec<AnyRow>, sqlx::Error>
     where
         E: 'e + Executor<'c, Database = Any>,
     {
+        let kind = self.kind;
         let start = Instant::now();
-        let r = self.query.fetch_all(ex).await;
-        count_statement(self.kind, start.elapsed());
+        let r = self.into_query().fetch_all(ex).await;
+        count_statement(kind, start.elapsed());
         r
     }
 
@@ -335,9 +463,10 @@ impl Sql {
     where
         E: 'e + Executor<'c, Database = Any>,
     {
+        let kind = self.kind;
         let start = Instant::now();
-        let r = self.query.fetch_optional(ex).await;
-        count_statement(self.kind, start.elapsed());
+        let r = self.into_query().fetch_optional(ex).await;
+        count_statement(kind, start.elapsed());
         r
     }
 
@@ -345,9 +474,10 @@ impl Sql {
     where
         E: 'e + Executor<'c, Database = Any>,
     {
+        let kind = self.kind;
         let start = Instant::now();
-        let r = self.query.fetch_one(ex).await;
-        count_statement(self.kind, start.elapsed());
+        let r = self.into_query().fetch_one(ex).await;
+        count_statement(kind, start.elapsed());
         r
     }
 
@@ -356,9 +486,14 @@ impl Sql {
     where
         E: 'e + Executor<'c, Database = Any>,
     {
+        let kind = self.kind;
         let start = Instant::now();
-        let r = self.query.execute(ex).await.map(|r| r.rows_affected());
-        count_statement(self.kind, start.elapsed());
+        let r = self
+            .into_query()
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected());
+        count_statement(kind, start.elapsed());
         r
     }
 
@@ -402,29 +537,6 @@ pub async fn setting_or_insert(db: &Db, key: &str, value: &str) -> Result<String
         .fetch_one(db.writer())
         .await?;
     sqlx::Row::try_get(&row, 0)
-}
-
-/// A value for [`SqlBuilder`].
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Int(i64),
-    Text(String),
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(v.to_owned())
-    }
 }
 
 /// Assembles a statement with optional parts (list filters), numbering the
@@ -481,12 +593,7 @@ impl SqlBuilder {
 
     pub fn build(self) -> Sql {
         let mut q = sql_owned(self.text);
-        for arg in self.args {
-            q = match arg {
-                Arg::Int(v) => q.bind(v),
-                Arg::Text(v) => q.bind(v),
-            };
-        }
+        q.args = self.args;
         q
     }
 }

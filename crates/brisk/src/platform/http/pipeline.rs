@@ -20,16 +20,18 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::error::ApiError;
 use super::extract::MAX_BODY_BYTES;
-use crate::platform::db::counting_statements;
+use crate::platform::db::{SqlLog, counting_statements};
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const STATEMENTS_HEADER: &str = "x-brisk-statements";
 
 /// What the pipeline needs to know from the configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PipelineOptions {
     pub request_timeout: Duration,
     pub statement_count_header: bool,
+    /// Tests only: record every statement every request runs.
+    pub sql_log: Option<SqlLog>,
 }
 
 /// Wraps `router` in the full request pipeline.
@@ -89,7 +91,8 @@ async fn observe(State(options): State<PipelineOptions>, mut req: Request, next:
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
 
-    let (mut response, statements) = counting_statements(next.run(req)).await;
+    let (mut response, statements) =
+        counting_statements(next.run(req), options.sql_log.clone()).await;
 
     let status = response.status().as_u16();
     let took = start.elapsed();
