@@ -88,6 +88,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(modules::ops::router())
         .merge(modules::tenancy::router())
+        .merge(modules::catalog::router())
+        .merge(modules::inventory::router())
         .split_for_parts()
 }
 

@@ -597,3 +597,50 @@ impl SqlBuilder {
         q
     }
 }
+
+/// How a case-insensitive substring filter on one text column is written on
+/// each backend. SQLite answers from an FTS5 trigram table (for three
+/// characters or more: shorter needles have no trigram and fall back to
+/// `instr` over the tenant's rows); PostgreSQL from a `pg_trgm` GIN index on
+/// `lower(column)`.
+pub struct Substring<'a> {
+    /// The column, qualified (`p.name`).
+    pub column: &'a str,
+    /// The row's rowid expression for the FTS join (`p.rowid`), SQLite only.
+    pub rowid: &'a str,
+    /// The FTS5 table indexing the column, SQLite only.
+    pub fts_table: &'a str,
+}
+
+impl Substring<'_> {
+    pub fn push(&self, q: &mut SqlBuilder, backend: Backend, needle: &str) {
+        let lower = needle.to_lowercase();
+        match backend {
+            Backend::Sqlite if lower.chars().count() >= 3 => {
+                // An FTS5 phrase of one string: trigram substring match, with
+                // no operator characters to escape but the double quote.
+                let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
+                q.push(&format!(
+                    " AND {} IN (SELECT rowid FROM {} WHERE {} MATCH ",
+                    self.rowid, self.fts_table, self.fts_table
+                ))
+                .bind(phrase)
+                .push(")");
+            }
+            Backend::Sqlite => {
+                q.push(&format!(" AND instr(lower({}), ", self.column))
+                    .bind(lower)
+                    .push(") > 0");
+            }
+            Backend::Postgres => {
+                let escaped = lower
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                q.push(&format!(" AND lower({}) LIKE ", self.column))
+                    .bind(format!("%{escaped}%"))
+                    .push(" ESCAPE '\\'");
+            }
+        }
+    }
+}

@@ -180,3 +180,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             })
     }
 }
+
+fn bad_param(name: &str, message: &str) -> ApiError {
+    ApiError::bad_request(format!("{name} {message}")).with_errors(vec![FieldError {
+        field: name.to_owned(),
+        message: message.to_owned(),
+    }])
+}
+
+/// A `true`/`false` query parameter (400 otherwise).
+pub fn parse_bool(name: &str, value: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(bad_param(name, "must be true or false")),
+    }
+}
+
+/// A whole-number query parameter (400 otherwise).
+pub fn parse_i64(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| bad_param(name, "must be a whole number")),
+    }
+}

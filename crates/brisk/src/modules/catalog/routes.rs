@@ -1,0 +1,236 @@
+//! Catalog routes: thin — parse, authorize, call the store, shape.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::model::*;
+use super::store::{self, ProductFilter};
+use crate::app::AppState;
+use crate::platform::auth::{Action, AuthUser};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
+use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
+use crate::platform::http::list::{Fields, Page, list_response};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_category, list_categories))
+        .routes(routes!(create_product, list_products))
+        .routes(routes!(get_product, patch_product, delete_product))
+        .routes(routes!(add_variant))
+        .routes(routes!(get_variant, patch_variant))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct FieldsParam {
+    fields: Option<String>,
+}
+
+/// Create a category, optionally under a parent.
+#[utoipa::path(post, path = "/api/v1/categories", tag = "catalog", request_body = NewCategory, security(("bearer" = [])),
+    responses((status = 201, body = Category), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn create_category(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: ApiJson<NewCategory>,
+) -> ApiResult<impl IntoResponse> {
+    auth.require(Action::WriteCatalog)?;
+    let new = body.parse()?;
+    check_category(&new).finish()?;
+    let category = store::create_category(&state, &auth.tenant_id, new).await?;
+    Ok((StatusCode::CREATED, Json(category)))
+}
+
+/// The tenant's categories, newest first.
+#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [Category], next_cursor}")))]
+async fn list_categories(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
+    let fields = Fields::parse(p.fields.as_deref(), CATEGORY_FIELDS)?;
+    let (items, next) = store::list_categories(&state, &auth.tenant_id, &page).await?;
+    Ok(Json(list_response(&items, next, &fields)))
+}
+
+/// Create a product with its options, variants and images, in one transaction.
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalog", request_body = NewProduct, security(("bearer" = [])),
+    responses((status = 201, body = Product), (status = 403, body = Problem), (status = 409, body = Problem, description = "duplicate_sku"), (status = 422, body = Problem)))]
+async fn create_product(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: ApiJson<NewProduct>,
+) -> ApiResult<impl IntoResponse> {
+    auth.require(Action::WriteCatalog)?;
+    let new = body.parse()?;
+    check_new_product(&new).finish()?;
+    let product = store::create_product(&state, &auth.tenant_id, new).await?;
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ProductListParams {
+    category_id: Option<String>,
+    active: Option<String>,
+    /// Case-insensitive substring of the name.
+    q: Option<String>,
+    /// Keep products with at least one variant priced at or above this.
+    min_price: Option<String>,
+    /// Keep products with at least one variant priced at or below this.
+    max_price: Option<String>,
+    /// `variants` to embed each product's variants.
+    include: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+/// Products, newest first, with price range and stock totals per item.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductListParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [Product], next_cursor}"), (status = 400, body = Problem)))]
+async fn list_products(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(p): ApiQuery<ProductListParams>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
+    let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
+    let mut include_variants = false;
+    for part in p
+        .include
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if part != "variants" {
+            return Err(ApiError::bad_request("include takes only `variants`"));
+        }
+        include_variants = true;
+    }
+    // Naming `variants` in fields asks for them too.
+    include_variants |= p.fields.is_some() && fields.wants("variants");
+    if p.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::bad_request("q must be at most 200 characters"));
+    }
+    let filter = ProductFilter {
+        category_id: p.category_id.filter(|c| !c.is_empty()),
+        active: parse_bool("active", p.active.as_deref())?,
+        q: p.q.map(|q| q.trim().to_owned()),
+        min_price: parse_i64("min_price", p.min_price.as_deref())?,
+        max_price: parse_i64("max_price", p.max_price.as_deref())?,
+    };
+    let (mut items, next) =
+        store::list_products(&state, &auth.tenant_id, &filter, &page, include_variants).await?;
+    for item in &mut items {
+        // Lists carry no options or images; only detail does.
+        item.options = None;
+        item.images = None;
+    }
+    Ok(Json(list_response(&items, next, &fields)))
+}
+
+/// A product with its options, variants and images.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(FieldsParam), security(("bearer" = [])),
+    responses((status = 200, body = Product), (status = 404, body = Problem)))]
+async fn get_product(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<FieldsParam>,
+) -> ApiResult<Json<Value>> {
+    let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
+    let product = store::product_detail(&state, &auth.tenant_id, &id).await?;
+    Ok(Json(
+        fields.apply(serde_json::to_value(product).unwrap_or_default()),
+    ))
+}
+
+/// Change a product's name, description, category, active flag, minimum
+/// margin or images (`images` replaces the set).
+#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "catalog", request_body = ProductPatch, security(("bearer" = [])),
+    responses((status = 200, body = Product), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn patch_product(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<ProductPatch>,
+) -> ApiResult<Json<Product>> {
+    auth.require(Action::WriteCatalog)?;
+    store::patch_product(&state, &auth.tenant_id, &id, || body.parse())
+        .await
+        .map(Json)
+}
+
+/// Delete a product: it disappears from every read; orders keep their lines.
+#[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "catalog", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn delete_product(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require(Action::WriteCatalog)?;
+    store::delete_product(&state, &auth.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a variant to a product.
+#[utoipa::path(post, path = "/api/v1/products/{id}/variants", tag = "catalog", request_body = NewVariant, security(("bearer" = [])),
+    responses((status = 201, body = Variant), (status = 404, body = Problem), (status = 409, body = Problem, description = "duplicate_sku"), (status = 422, body = Problem)))]
+async fn add_variant(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<NewVariant>,
+) -> ApiResult<impl IntoResponse> {
+    auth.require(Action::WriteCatalog)?;
+    let variant = store::add_variant(&state, &auth.tenant_id, &id, || body.parse()).await?;
+    Ok((StatusCode::CREATED, Json(variant)))
+}
+
+/// A variant.
+#[utoipa::path(get, path = "/api/v1/variants/{id}", tag = "catalog", params(FieldsParam), security(("bearer" = [])),
+    responses((status = 200, body = Variant), (status = 404, body = Problem)))]
+async fn get_variant(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<FieldsParam>,
+) -> ApiResult<Json<Value>> {
+    let fields = Fields::parse(p.fields.as_deref(), VARIANT_FIELDS)?;
+    let variant = store::get_variant(&state, &auth.tenant_id, &id).await?;
+    Ok(Json(
+        fields.apply(serde_json::to_value(variant).unwrap_or_default()),
+    ))
+}
+
+/// Change a variant (not its stock: use stock adjustments).
+#[utoipa::path(patch, path = "/api/v1/variants/{id}", tag = "catalog", request_body = VariantPatch, security(("bearer" = [])),
+    responses((status = 200, body = Variant), (status = 404, body = Problem), (status = 409, body = Problem, description = "duplicate_sku"), (status = 422, body = Problem)))]
+async fn patch_variant(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<VariantPatch>,
+) -> ApiResult<Json<Variant>> {
+    auth.require(Action::WriteCatalog)?;
+    store::patch_variant(&state, &auth.tenant_id, &id, || body.parse())
+        .await
+        .map(Json)
+}

@@ -1,0 +1,128 @@
+//! Inventory routes: stock adjustments, movements, stock levels.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::store::{self, MOVEMENT_FIELDS, STOCK_LEVEL_FIELDS};
+use crate::app::AppState;
+use crate::platform::auth::{Action, AuthUser};
+use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::extract::{ApiJson, ApiQuery};
+use crate::platform::http::list::{Fields, Page, list_response};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(adjust_stock))
+        .routes(routes!(list_movements))
+        .routes(routes!(list_stock))
+}
+
+/// The largest single adjustment accepted, either way.
+const MAX_DELTA: i64 = 1_000_000_000;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct StockAdjustment {
+    delta: i64,
+    reason: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StockAfter {
+    variant_id: String,
+    stock: i64,
+}
+
+/// Add or remove stock, with a reason.
+#[utoipa::path(post, path = "/api/v1/variants/{id}/stock-adjustments", tag = "inventory", request_body = StockAdjustment,
+    security(("bearer" = [])),
+    responses((status = 200, body = StockAfter), (status = 404, body = Problem), (status = 409, body = Problem, description = "out_of_stock"), (status = 422, body = Problem)))]
+async fn adjust_stock(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<StockAdjustment>,
+) -> ApiResult<Json<StockAfter>> {
+    auth.require(Action::WriteCatalog)?;
+    let checked = body.parse().and_then(|req| {
+        let mut v = Validator::new();
+        v.check(req.delta != 0, "delta", "must not be zero");
+        v.check(
+            (-MAX_DELTA..=MAX_DELTA).contains(&req.delta),
+            "delta",
+            format!("must be within ±{MAX_DELTA}"),
+        );
+        v.text("reason", &req.reason, 200);
+        v.finish().map(|()| req)
+    });
+    let req = match checked {
+        Ok(req) => req,
+        // A missing variant outranks a bad body.
+        Err(e) => {
+            return Err(
+                if store::variant_exists(state.db.reader(), &auth.tenant_id, &id).await? {
+                    e
+                } else {
+                    ApiError::not_found("no such variant")
+                },
+            );
+        }
+    };
+    let stock =
+        store::adjust_stock(&state, &auth.tenant_id, &id, req.delta, req.reason.trim()).await?;
+    Ok(Json(StockAfter {
+        variant_id: id,
+        stock,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+/// A variant's stock movements, newest first.
+#[utoipa::path(get, path = "/api/v1/variants/{id}/movements", tag = "inventory", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [Movement], next_cursor}"), (status = 404, body = Problem)))]
+async fn list_movements(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let fields = Fields::parse(params.fields.as_deref(), MOVEMENT_FIELDS)?;
+    let (items, next) = store::list_movements(&state, &auth.tenant_id, &id, &page).await?;
+    Ok(Json(list_response(&items, next, &fields)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct StockParams {
+    /// `true`: only variants at or below their reorder level.
+    low_stock: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+/// Stock levels; `low_stock=true` keeps variants whose stock <= reorder_level.
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", params(StockParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [{variant_id, product_id, sku, stock, reorder_level}], next_cursor}")))]
+async fn list_stock(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(params): ApiQuery<StockParams>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
+    let fields = Fields::parse(params.fields.as_deref(), STOCK_LEVEL_FIELDS)?;
+    let low_only =
+        crate::platform::http::extract::parse_bool("low_stock", params.low_stock.as_deref())?
+            .unwrap_or(false);
+    let (items, next) = store::list_stock(&state, &auth.tenant_id, low_only, &page).await?;
+    Ok(Json(list_response(&items, next, &fields)))
+}

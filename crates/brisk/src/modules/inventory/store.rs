@@ -1,0 +1,253 @@
+//! Inventory SQL.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::app::AppState;
+use crate::platform::clock::{self, new_id, now_micros};
+use crate::platform::db::{SqlBuilder, Tx, commit, sql};
+use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::list::{Cursor, Page};
+
+/// A stock change to record.
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub variant_id: String,
+    pub delta: i64,
+    pub reason: String,
+    pub stock_after: i64,
+    pub order_id: Option<String>,
+}
+
+impl Movement {
+    pub fn new(
+        variant_id: &str,
+        delta: i64,
+        reason: &str,
+        stock_after: i64,
+        order_id: Option<&str>,
+    ) -> Self {
+        Movement {
+            variant_id: variant_id.to_owned(),
+            delta,
+            reason: reason.to_owned(),
+            stock_after,
+            order_id: order_id.map(str::to_owned),
+        }
+    }
+}
+
+/// Writes movement rows in one statement (none for an empty slice).
+pub async fn record_movements(
+    tx: &mut Tx,
+    tenant_id: &str,
+    movements: &[Movement],
+    now: i64,
+) -> ApiResult<()> {
+    if movements.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new(
+        "INSERT INTO stock_movements (tenant_id, id, variant_id, delta, reason, stock_after, order_id, created_at) VALUES ",
+    );
+    for (i, m) in movements.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(")
+            .bind(tenant_id)
+            .push(", ")
+            .bind(new_id())
+            .push(", ")
+            .bind(m.variant_id.as_str())
+            .push(", ")
+            .bind(m.delta)
+            .push(", ")
+            .bind(m.reason.as_str())
+            .push(", ")
+            .bind(m.stock_after)
+            .push(", ")
+            .bind(m.order_id.clone())
+            .push(", ")
+            .bind(now)
+            .push(")");
+    }
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+fn variant_not_found() -> ApiError {
+    ApiError::not_found("no such variant")
+}
+
+/// Whether the variant exists (and its product is not deleted).
+pub async fn variant_exists<'c, E>(ex: E, tenant_id: &str, variant_id: &str) -> ApiResult<bool>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    Ok(sql("SELECT 1 FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
+            WHERE v.tenant_id = $1 AND v.id = $2 AND p.deleted_at IS NULL")
+    .bind(tenant_id)
+    .bind(variant_id)
+    .fetch_optional(ex)
+    .await?
+    .is_some())
+}
+
+/// Applies `delta` to a variant's stock, atomically, and records why.
+/// 404 for an unknown variant, 409 `out_of_stock` when the stock would go
+/// below zero (and nothing is written).
+pub async fn adjust_stock(
+    state: &AppState,
+    tenant_id: &str,
+    variant_id: &str,
+    delta: i64,
+    reason: &str,
+) -> ApiResult<i64> {
+    let now = now_micros();
+    let mut tx = state.db.begin().await?;
+    let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4 \
+                       WHERE tenant_id = $1 AND id = $2 AND stock + $3 >= 0 \
+                       AND EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = variants.tenant_id \
+                                   AND p.id = variants.product_id AND p.deleted_at IS NULL) \
+                       RETURNING stock")
+    .bind(tenant_id)
+    .bind(variant_id)
+    .bind(delta)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = updated else {
+        let current = sql("SELECT v.stock FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
+                           WHERE v.tenant_id = $1 AND v.id = $2 AND p.deleted_at IS NULL")
+            .bind(tenant_id)
+            .bind(variant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match current {
+            None => variant_not_found(),
+            Some(row) => {
+                let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
+                ApiError::conflict(
+                    "out_of_stock",
+                    format!("variant {variant_id} has {stock}, {} requested", -delta),
+                )
+                .with_errors(vec![crate::platform::http::error::FieldError {
+                    field: "delta".into(),
+                    message: format!("would take the stock to {}", stock.saturating_add(delta)),
+                }])
+            }
+        });
+    };
+    let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
+    record_movements(
+        &mut tx,
+        tenant_id,
+        &[Movement::new(variant_id, delta, reason, stock, None)],
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(stock)
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct MovementView {
+    pub id: String,
+    pub variant_id: String,
+    pub delta: i64,
+    pub reason: String,
+    pub stock_after: i64,
+    pub order_id: Option<String>,
+    #[serde(with = "clock::as_rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: i64,
+}
+
+pub const MOVEMENT_FIELDS: &[&str] = &[
+    "id",
+    "variant_id",
+    "delta",
+    "reason",
+    "stock_after",
+    "order_id",
+    "created_at",
+];
+
+/// A variant's movements, newest first. Two statements: the variant's
+/// existence (404) and the page.
+pub async fn list_movements(
+    state: &AppState,
+    tenant_id: &str,
+    variant_id: &str,
+    page: &Page,
+) -> ApiResult<(Vec<MovementView>, Option<String>)> {
+    let db = state.db.reader();
+    if !variant_exists(db, tenant_id, variant_id).await? {
+        return Err(variant_not_found());
+    }
+    let mut q = SqlBuilder::new(
+        "SELECT id, variant_id, delta, reason, stock_after, order_id, created_at FROM stock_movements WHERE tenant_id = ",
+    );
+    q.bind(tenant_id)
+        .push(" AND variant_id = ")
+        .bind(variant_id)
+        .after_cursor("", page.after.as_ref())
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(page.fetch_limit());
+    let rows = q.build().fetch_all_as::<_, MovementView>(db).await?;
+    Ok(page.finish(rows, |m| Cursor {
+        created_at: m.created_at,
+        id: m.id.clone(),
+    }))
+}
+
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct StockLevel {
+    pub variant_id: String,
+    pub product_id: String,
+    pub sku: String,
+    pub stock: i64,
+    pub reorder_level: i64,
+    #[serde(skip)]
+    pub created_at: i64,
+}
+
+pub const STOCK_LEVEL_FIELDS: &[&str] =
+    &["variant_id", "product_id", "sku", "stock", "reorder_level"];
+
+/// Stock levels, newest variants first; with `low_only`, those at or below
+/// their reorder level (served by the partial index `variants_low_stock`).
+pub async fn list_stock(
+    state: &AppState,
+    tenant_id: &str,
+    low_only: bool,
+    page: &Page,
+) -> ApiResult<(Vec<StockLevel>, Option<String>)> {
+    let mut q = SqlBuilder::new(
+        "SELECT v.id AS variant_id, v.product_id, v.sku, v.stock, v.reorder_level, v.created_at \
+         FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
+         WHERE v.tenant_id = ",
+    );
+    q.bind(tenant_id).push(" AND p.deleted_at IS NULL");
+    if low_only {
+        q.push(" AND v.stock <= v.reorder_level");
+    }
+    if let Some(c) = &page.after {
+        q.push(" AND (v.created_at, v.id) < (")
+            .bind(c.created_at)
+            .push(", ")
+            .bind(c.id.clone())
+            .push(")");
+    }
+    q.push(" ORDER BY v.created_at DESC, v.id DESC LIMIT ")
+        .bind(page.fetch_limit());
+    let rows = q
+        .build()
+        .fetch_all_as::<_, StockLevel>(state.db.reader())
+        .await?;
+    Ok(page.finish(rows, |s| Cursor {
+        created_at: s.created_at,
+        id: s.variant_id.clone(),
+    }))
+}
