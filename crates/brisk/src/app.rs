@@ -34,6 +34,8 @@ pub struct AppState {
     pub limits: Limits,
     pub metrics: Option<PrometheusHandle>,
     pub config: Arc<Config>,
+    /// Tenant currencies: immutable once a tenant exists, so safe to keep.
+    pub currencies: moka::sync::Cache<String, String>,
 }
 
 #[derive(OpenApi)]
@@ -79,6 +81,7 @@ impl AppState {
             ),
             metrics: crate::platform::metrics::install(),
             config: Arc::new(config),
+            currencies: moka::sync::Cache::new(100_000),
         })
     }
 }
@@ -90,6 +93,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::tenancy::router())
         .merge(modules::catalog::router())
         .merge(modules::inventory::router())
+        .merge(modules::pricing::router())
         .split_for_parts()
 }
 

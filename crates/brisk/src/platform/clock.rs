@@ -36,3 +36,23 @@ mod tests {
         assert_eq!(super::rfc3339(1_500_000), "1970-01-01T00:00:01.5Z");
     }
 }
+
+/// A `YYYY-MM-DD` date.
+pub fn parse_date(text: &str) -> Option<time::Date> {
+    time::Date::parse(text.trim(), time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+pub fn format_date(date: time::Date) -> String {
+    date.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap_or_default()
+}
+
+/// Micros at 00:00 UTC of `date`.
+pub fn start_of_day_micros(date: time::Date) -> i64 {
+    let nanos = date.midnight().assume_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1000).unwrap_or(i64::MAX)
+}
+
+/// Today's date, UTC.
+pub fn today() -> time::Date {
+    OffsetDateTime::now_utc().date()
+}

@@ -11,4 +11,4 @@ mod routes;
 mod store;
 
 pub use routes::router;
-pub use store::{Movement, record_movements};
+pub use store::{Movement, lock_variants, record_movements, return_stock, take_stock};

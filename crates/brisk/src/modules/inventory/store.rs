@@ -251,3 +251,94 @@ pub async fn list_stock(
         id: s.variant_id.clone(),
     }))
 }
+
+/// Locks the rows of these variants in id order (PostgreSQL), so that
+/// transactions touching several variants always lock them in the same
+/// order and never deadlock. SQLite's single writer needs no lock.
+pub async fn lock_variants(tx: &mut Tx, backend: crate::platform::db::Backend, tenant_id: &str, ids: &[&str]) -> ApiResult<()> {
+    if backend != crate::platform::db::Backend::Postgres || ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new("SELECT id FROM variants WHERE tenant_id = ");
+    q.bind(tenant_id).push(" AND id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(*id);
+    }
+    q.push(") ORDER BY id FOR UPDATE");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Applies one stock change per variant in a single statement:
+/// `(variant, delta)` pairs; with `guard`, only where the stock stays ≥ 0.
+/// Returns the variants changed, with their new stock.
+async fn apply_deltas(tx: &mut Tx, tenant_id: &str, deltas: &[(&str, i64)], guard: bool, now: i64) -> ApiResult<std::collections::HashMap<String, i64>> {
+    let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
+    for (i, (id, delta)) in deltas.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(").bind(*id).push(", ").bind(*delta).push(")");
+    }
+    q.push(") UPDATE variants SET stock = variants.stock + d.delta, updated_at = ")
+        .bind(now)
+        .push(" FROM d WHERE variants.tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND variants.id = d.vid");
+    if guard {
+        q.push(" AND variants.stock + d.delta >= 0");
+    }
+    q.push(" RETURNING id, stock");
+    let rows = q.build().fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| Ok((sqlx::Row::try_get::<String, _>(r, "id")?, sqlx::Row::try_get::<i64, _>(r, "stock")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Takes stock for an order: every line or none. `lines` are `(variant,
+/// quantity, field name for errors)`. 409 `out_of_stock` names each short
+/// line; nothing is written then (the caller's transaction rolls back).
+pub async fn take_stock(tx: &mut Tx, tenant_id: &str, lines: &[(&str, i64, String)], order_id: &str, now: i64) -> ApiResult<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let deltas: Vec<(&str, i64)> = lines.iter().map(|(id, q, _)| (*id, -q)).collect();
+    let after = apply_deltas(tx, tenant_id, &deltas, true, now).await?;
+    if after.len() < lines.len() {
+        let short: Vec<_> = lines
+            .iter()
+            .filter(|(id, _, _)| !after.contains_key(*id))
+            .map(|(id, q, field)| crate::platform::http::error::FieldError {
+                field: field.clone(),
+                message: format!("variant {id} has less than the {q} requested"),
+            })
+            .collect();
+        let detail = match short.as_slice() {
+            [one] => one.message.clone(),
+            many => format!("{} lines ask for more than is in stock", many.len()),
+        };
+        return Err(ApiError::conflict("out_of_stock", detail).with_errors(short));
+    }
+    let movements: Vec<Movement> = lines
+        .iter()
+        .map(|(id, q, _)| Movement::new(id, -q, "order", after.get(*id).copied().unwrap_or(0), Some(order_id)))
+        .collect();
+    record_movements(tx, tenant_id, &movements, now).await
+}
+
+/// Puts an order's stock back (a cancellation), with movement rows.
+pub async fn return_stock(tx: &mut Tx, tenant_id: &str, lines: &[(&str, i64)], order_id: &str, now: i64) -> ApiResult<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let after = apply_deltas(tx, tenant_id, lines, false, now).await?;
+    let movements: Vec<Movement> = lines
+        .iter()
+        .filter_map(|(id, q)| after.get(*id).map(|stock| Movement::new(id, *q, "order_cancelled", *stock, Some(order_id))))
+        .collect();
+    record_movements(tx, tenant_id, &movements, now).await
+}

@@ -1,7 +1,167 @@
 //! Pricing: the rules of API.md (tiers, customer discount, margins) as pure
 //! functions in `engine`, and the one place that loads what they need —
-//! every variant, its product's rule and the customer — in a fixed number of
-//! statements, whatever the number of items. Quotations and orders get their
-//! prices from here.
+//! every variant with its product's rule, and the customer — in a fixed
+//! number of statements, whatever the number of items. Quotations and orders
+//! get their prices from here.
+//!
+//! Invariants: a cart names each variant once, 1–500 lines, quantities ≥ 1;
+//! unknown, other tenants', deleted or inactive variants are refused (422,
+//! each line named); amounts never overflow silently.
 
 pub mod engine;
+mod routes;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::modules::catalog::{VariantForSale, variants_for_sale};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError, Validator};
+use engine::{Line, PricedVariant, Totals};
+
+pub use routes::router;
+
+pub const MAX_ITEMS: usize = 500;
+/// Far beyond any real order, and small enough that price × quantity is
+/// checked rather than trusted.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// One requested line.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct CartItem {
+    pub variant_id: String,
+    pub quantity: i64,
+    /// Quotations only: replaces the computed unit price.
+    #[serde(default)]
+    pub unit_price: Option<i64>,
+}
+
+/// A priced line, with what orders need to record it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PricedLine {
+    pub variant_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub line_total: i64,
+    pub margin_bp: i64,
+    pub margin_ok: bool,
+    #[serde(skip)]
+    pub product_id: String,
+    #[serde(skip)]
+    pub product_name: String,
+    #[serde(skip)]
+    pub unit_cost: i64,
+    #[serde(skip)]
+    pub min_margin_bp: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PricedCart {
+    pub lines: Vec<PricedLine>,
+    pub totals: Totals,
+}
+
+/// Shape checks that need no database: counts, quantities, duplicates,
+/// explicit prices. `allow_unit_price` is false for pricing and orders.
+pub fn check_items(v: &mut Validator, items: &[CartItem], allow_unit_price: bool) {
+    if items.is_empty() {
+        v.error("items", "at least one item is required");
+    }
+    if items.len() > MAX_ITEMS {
+        v.error("items", format!("at most {MAX_ITEMS} items"));
+        return;
+    }
+    let mut seen = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let f = format!("items[{i}]");
+        v.check(!item.variant_id.trim().is_empty(), format!("{f}.variant_id"), "is required");
+        v.check(
+            (1..=MAX_QUANTITY).contains(&item.quantity),
+            format!("{f}.quantity"),
+            format!("must be between 1 and {MAX_QUANTITY}"),
+        );
+        if let Some(first) = seen.insert(item.variant_id.as_str(), i) {
+            v.error(format!("{f}.variant_id"), format!("repeats items[{first}]: name each variant once"));
+        }
+        match item.unit_price {
+            Some(_) if !allow_unit_price => v.error(format!("{f}.unit_price"), "is not accepted here"),
+            Some(p) if p < 0 => v.error(format!("{f}.unit_price"), "must not be negative"),
+            _ => {}
+        }
+    }
+}
+
+/// Loads every variant of the cart in one statement.
+pub async fn load_variants<'c, E>(ex: E, tenant_id: &str, items: &[CartItem]) -> ApiResult<HashMap<String, VariantForSale>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let ids: Vec<&str> = items.iter().map(|i| i.variant_id.as_str()).collect();
+    variants_for_sale(ex, tenant_id, &ids).await
+}
+
+/// Prices a cart whose variants are loaded. Unknown or unsellable variants
+/// and overflowing amounts are a 422 naming each line.
+pub fn price_cart(items: &[CartItem], variants: &HashMap<String, VariantForSale>, discount_bp: i64) -> ApiResult<PricedCart> {
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some(v) = variants.get(&item.variant_id) else {
+            errors.push(FieldError { field: format!("items[{i}].variant_id"), message: "no such variant".into() });
+            continue;
+        };
+        if v.active == 0 || v.product_active == 0 {
+            errors.push(FieldError { field: format!("items[{i}].variant_id"), message: "is not for sale (inactive)".into() });
+            continue;
+        }
+        let priced_variant = PricedVariant {
+            price: v.price,
+            cost: v.cost,
+            tiers: crate::modules::catalog::parse_tiers(&v.tiers),
+            min_margin_bp: v.min_margin_bp,
+        };
+        match engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price) {
+            Ok(line) => lines.push(shown_line(item, v, line)),
+            Err(_) => errors.push(FieldError {
+                field: format!("items[{i}].quantity"),
+                message: "the line's amount is too large".into(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let plain: Vec<Line> = lines.iter().map(as_line).collect();
+    let totals = engine::totals(&plain).map_err(|_| ApiError::field("items", "the cart's total is too large"))?;
+    Ok(PricedCart { lines, totals })
+}
+
+fn shown_line(item: &CartItem, v: &VariantForSale, line: Line) -> PricedLine {
+    PricedLine {
+        variant_id: item.variant_id.clone(),
+        sku: v.sku.clone(),
+        quantity: line.quantity,
+        unit_price: line.unit_price,
+        discount: line.discount,
+        line_total: line.line_total,
+        margin_bp: line.margin_bp,
+        margin_ok: line.margin_ok,
+        product_id: v.product_id.clone(),
+        product_name: v.product_name.clone(),
+        unit_cost: v.cost,
+        min_margin_bp: v.min_margin_bp,
+    }
+}
+
+fn as_line(l: &PricedLine) -> Line {
+    Line {
+        quantity: l.quantity,
+        unit_price: l.unit_price,
+        discount: l.discount,
+        line_total: l.line_total,
+        margin_bp: l.margin_bp,
+        margin_ok: l.margin_ok,
+    }
+}

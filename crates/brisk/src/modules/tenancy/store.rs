@@ -268,6 +268,16 @@ pub async fn me(state: &AppState, tenant_id: &str, user_id: &str) -> ApiResult<(
     Ok((user, tenant))
 }
 
+/// The tenant's currency. It never changes, so each node keeps it once read.
+pub async fn currency(state: &AppState, tenant_id: &str) -> ApiResult<String> {
+    if let Some(c) = state.currencies.get(tenant_id) {
+        return Ok(c);
+    }
+    let currency = tenant(state, tenant_id).await?.currency;
+    state.currencies.insert(tenant_id.to_owned(), currency.clone());
+    Ok(currency)
+}
+
 pub async fn tenant(state: &AppState, tenant_id: &str) -> ApiResult<Tenant> {
     sql("SELECT id, name, currency FROM tenants WHERE id = $1")
         .bind(tenant_id.to_owned())

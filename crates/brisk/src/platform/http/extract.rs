@@ -209,3 +209,15 @@ pub fn parse_i64(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiErro
             .map_err(|_| bad_param(name, "must be a whole number")),
     }
 }
+
+/// Converts an already-parsed JSON value into `T`: shape errors are a 422
+/// naming the field, as for [`ApiJson`].
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::validation(vec![FieldError {
+            field: if path == "." { "body".to_owned() } else { path },
+            message: strip_position(&err.inner().to_string()),
+        }])
+    })
+}

@@ -1,0 +1,362 @@
+//! Order SQL: placement, reads and status changes.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::{Any, Executor};
+
+use super::lifecycle::{OrderStatus, PaymentMethod};
+use super::model::*;
+use crate::app::AppState;
+use crate::modules::pricing::{self, CartItem, PricedCart, PricedLine};
+use crate::modules::{crm, inventory, wallet};
+use crate::platform::clock::{new_id, now_micros};
+use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError};
+use crate::platform::http::list::{Cursor, Page};
+use crate::platform::idempotency::Claim;
+use crate::platform::outbox::{self, topic};
+
+/// Where an order's prices come from.
+#[derive(Debug, Clone)]
+pub enum LinePrices {
+    /// The pricing engine, now (`POST /orders`).
+    Engine,
+    /// Prices fixed earlier, one per item in order (a converted quotation):
+    /// `(unit_price, discount, line_total)`.
+    Fixed(Vec<(i64, i64, i64)>),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub customer_id: String,
+    pub items: Vec<CartItem>,
+    pub payment_method: PaymentMethod,
+    pub notes: Option<String>,
+    pub prices: LinePrices,
+    pub quotation_id: Option<String>,
+}
+
+/// Prices fixed lines against the variants as they are now: the variants
+/// must still be for sale; the quotation's prices stand.
+fn fixed_cart(items: &[CartItem], prices: &[(i64, i64, i64)], variants: &HashMap<String, crate::modules::catalog::VariantForSale>) -> ApiResult<PricedCart> {
+    // Run the engine for availability checks and sku/product data, then
+    // replace the amounts with the agreed ones.
+    let mut cart = pricing::price_cart(items, variants, 0)?;
+    for (line, &(unit_price, discount, line_total)) in cart.lines.iter_mut().zip(prices) {
+        line.unit_price = unit_price;
+        line.discount = discount;
+        line.line_total = line_total;
+    }
+    let plain: Vec<pricing::engine::Line> = cart
+        .lines
+        .iter()
+        .map(|l| pricing::engine::Line {
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            discount: l.discount,
+            line_total: l.line_total,
+            margin_bp: l.margin_bp,
+            margin_ok: l.margin_ok,
+        })
+        .collect();
+    cart.totals = pricing::engine::totals(&plain).map_err(|_| ApiError::field("items", "the order's total is too large"))?;
+    Ok(cart)
+}
+
+fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
+    lines
+        .iter()
+        .map(|l| OrderItem {
+            order_id: order_id.to_owned(),
+            variant_id: l.variant_id.clone(),
+            product_id: l.product_id.clone(),
+            product_name: l.product_name.clone(),
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            discount: l.discount,
+            line_total: l.line_total,
+        })
+        .collect()
+}
+
+/// Places an order: one transaction, a fixed number of statements, all or
+/// nothing. The order of refusals: 422 (customer, variants, amounts), then
+/// 409 `out_of_stock`, then 409 `insufficient_funds`.
+pub async fn place_order(state: &AppState, tenant_id: &str, new: NewOrder, claim: Option<Claim>) -> ApiResult<(StatusCode, Value)> {
+    let now = now_micros();
+    let mut tx = state.db.begin().await?;
+    let body = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
+    if let Some(claim) = claim {
+        claim.record(&mut tx, StatusCode::CREATED, &body).await?;
+    }
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, body))
+}
+
+/// The body of [`place_order`] inside a caller's transaction (quotation
+/// conversion places its order in the transaction that converts it).
+pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, order_id: &str, new: NewOrder, now: i64) -> ApiResult<Value> {
+    let order_id = order_id.to_owned();
+    let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
+    inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
+    let customer = crm::customer_discount(&mut **tx, tenant_id, &new.customer_id).await?;
+    let variants = pricing::load_variants(&mut **tx, tenant_id, &new.items).await?;
+    let Some(customer) = customer else {
+        // Report every bad reference at once.
+        let mut errors = vec![FieldError { field: "customer_id".into(), message: "no such customer".into() }];
+        if let Err(e) = pricing::price_cart(&new.items, &variants, 0) {
+            errors.extend(e.errors);
+        }
+        return Err(ApiError::validation(errors));
+    };
+    let cart = match &new.prices {
+        LinePrices::Engine => pricing::price_cart(&new.items, &variants, customer.discount_bp)?,
+        LinePrices::Fixed(prices) => fixed_cart(&new.items, prices, &variants)?,
+    };
+    let lines: Vec<(&str, i64, String)> = cart
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.variant_id.as_str(), l.quantity, format!("items[{i}].quantity")))
+        .collect();
+    inventory::take_stock(tx, tenant_id, &lines, &order_id, now).await?;
+    if new.payment_method == PaymentMethod::Wallet {
+        wallet::debit(tx, tenant_id, &new.customer_id, cart.totals.total, &order_id, now).await?;
+    }
+    let status = new.payment_method.initial_status();
+    let items = items_of(&order_id, &cart.lines);
+    let mut q = SqlBuilder::new(
+        "INSERT INTO order_items (tenant_id, order_id, position, variant_id, product_id, product_name, sku, quantity, \
+         unit_price, unit_cost, discount, line_total) VALUES ",
+    );
+    for (i, (item, line)) in items.iter().zip(&cart.lines).enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(").bind(tenant_id).push(", ").bind(order_id.as_str()).push(", ").bind(i as i64)
+            .push(", ").bind(item.variant_id.as_str()).push(", ").bind(item.product_id.as_str())
+            .push(", ").bind(item.product_name.as_str()).push(", ").bind(item.sku.as_str())
+            .push(", ").bind(item.quantity).push(", ").bind(item.unit_price).push(", ").bind(line.unit_cost)
+            .push(", ").bind(item.discount).push(", ").bind(item.line_total).push(")");
+    }
+    let number = order_number(next_number(tx, tenant_id, "orders").await?);
+    sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
+         notes, quotation_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)")
+    .bind(tenant_id)
+    .bind(order_id.as_str())
+    .bind(number.as_str())
+    .bind(new.customer_id.as_str())
+    .bind(status.as_str())
+    .bind(new.payment_method.as_str())
+    .bind(cart.totals.subtotal)
+    .bind(cart.totals.discount_total)
+    .bind(cart.totals.total)
+    .bind(new.notes.clone())
+    .bind(new.quotation_id.clone())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    q.build().execute(&mut **tx).await?;
+    let history = insert_history(tx, tenant_id, &order_id, status, None, now).await?;
+    let order = Order {
+        id: order_id.clone(),
+        number,
+        status: status.as_str().to_owned(),
+        customer_id: new.customer_id.clone(),
+        payment_method: new.payment_method.as_str().to_owned(),
+        items,
+        subtotal: cart.totals.subtotal,
+        discount_total: cart.totals.discount_total,
+        total: cart.totals.total,
+        notes: new.notes,
+        quotation_id: new.quotation_id,
+        status_history: Some(vec![history]),
+        created_at: now,
+        updated_at: now,
+    };
+    let body = serde_json::to_value(&order).map_err(|_| ApiError::internal())?;
+    outbox::publish(tx, tenant_id, topic::ORDER_CREATED, &body, now).await?;
+    Ok(body)
+}
+
+async fn insert_history(tx: &mut Tx, tenant_id: &str, order_id: &str, status: OrderStatus, note: Option<&str>, now: i64) -> ApiResult<HistoryEntry> {
+    let entry = HistoryEntry {
+        id: new_id(),
+        status: status.as_str().to_owned(),
+        note: note.map(str::to_owned),
+        created_at: now,
+    };
+    sql("INSERT INTO order_status_history (tenant_id, id, order_id, status, note, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(tenant_id)
+        .bind(entry.id.as_str())
+        .bind(order_id)
+        .bind(entry.status.as_str())
+        .bind(entry.note.clone())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(entry)
+}
+
+fn order_not_found() -> ApiError {
+    ApiError::not_found("no such order")
+}
+
+async fn order_row<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Option<OrderRow>> {
+    Ok(sql_order_by_id().bind(tenant_id).bind(id).fetch_optional_as::<_, OrderRow>(ex).await?)
+}
+
+pub async fn order_exists<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, id: &str) -> ApiResult<bool> {
+    Ok(sql("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2").bind(tenant_id).bind(id).fetch_optional(ex).await?.is_some())
+}
+
+fn sql_order_by_id() -> crate::platform::db::Sql {
+    crate::platform::db::sql_owned(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"))
+}
+
+async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, order_ids: &[&str]) -> ApiResult<HashMap<String, Vec<OrderItem>>> {
+    let mut by_order: HashMap<String, Vec<OrderItem>> = HashMap::new();
+    if order_ids.is_empty() {
+        return Ok(by_order);
+    }
+    let mut q = SqlBuilder::new(
+        "SELECT order_id, variant_id, product_id, product_name, sku, quantity, unit_price, discount, line_total \
+         FROM order_items WHERE tenant_id = ",
+    );
+    q.bind(tenant_id).push(" AND order_id IN (");
+    for (i, id) in order_ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(*id);
+    }
+    q.push(") ORDER BY order_id, position");
+    for item in q.build().fetch_all_as::<_, OrderItem>(ex).await? {
+        by_order.entry(item.order_id.clone()).or_default().push(item);
+    }
+    Ok(by_order)
+}
+
+async fn history_page<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, order_id: &str, limit: i64, after: Option<&Cursor>) -> ApiResult<Vec<HistoryEntry>> {
+    let mut q = SqlBuilder::new("SELECT id, status, note, created_at FROM order_status_history WHERE tenant_id = ");
+    q.bind(tenant_id)
+        .push(" AND order_id = ")
+        .bind(order_id)
+        .after_cursor("", after)
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(limit);
+    Ok(q.build().fetch_all_as::<_, HistoryEntry>(ex).await?)
+}
+
+/// An order with its items and latest 20 history entries: three statements.
+pub async fn order_detail<'c, E>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Order>
+where
+    E: Executor<'c, Database = Any> + Copy,
+{
+    let row = order_row(ex, tenant_id, id).await?.ok_or_else(order_not_found)?;
+    let items = items_of_orders(ex, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
+    let history = history_page(ex, tenant_id, id, HISTORY_IN_DETAIL, None).await?;
+    Ok(row.into_order(items, Some(history)))
+}
+
+pub async fn history(state: &AppState, tenant_id: &str, order_id: &str, page: &Page) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
+    let db = state.db.reader();
+    if order_row(db, tenant_id, order_id).await?.is_none() {
+        return Err(order_not_found());
+    }
+    let rows = history_page(db, tenant_id, order_id, page.fetch_limit(), page.after.as_ref()).await?;
+    Ok(page.finish(rows, |h| Cursor { created_at: h.created_at, id: h.id.clone() }))
+}
+
+#[derive(Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub customer_id: Option<String>,
+    /// Inclusive lower bound, micros.
+    pub from: Option<i64>,
+    /// Exclusive upper bound, micros.
+    pub until: Option<i64>,
+}
+
+/// Orders newest first, with their items: two statements per page.
+pub async fn list_orders(state: &AppState, tenant_id: &str, filter: &OrderFilter, page: &Page) -> ApiResult<(Vec<Order>, Option<String>)> {
+    let db = state.db.reader();
+    let mut q = SqlBuilder::new(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "));
+    q.bind(tenant_id);
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").bind(status.as_str());
+    }
+    if let Some(customer_id) = &filter.customer_id {
+        q.push(" AND customer_id = ").bind(customer_id.as_str());
+    }
+    if let Some(from) = filter.from {
+        q.push(" AND created_at >= ").bind(from);
+    }
+    if let Some(until) = filter.until {
+        q.push(" AND created_at < ").bind(until);
+    }
+    q.after_cursor("", page.after.as_ref())
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(page.fetch_limit());
+    let rows = q.build().fetch_all_as::<_, OrderRow>(db).await?;
+    let (rows, next) = page.finish(rows, |o| Cursor { created_at: o.created_at, id: o.id.clone() });
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut items = items_of_orders(db, tenant_id, &ids).await?;
+    let orders = rows
+        .into_iter()
+        .map(|r| {
+            let its = items.remove(&r.id).unwrap_or_default();
+            r.into_order(its, None)
+        })
+        .collect();
+    Ok((orders, next))
+}
+
+/// Moves an order along its lifecycle in one transaction; cancelling puts
+/// the stock back and refunds a wallet payment.
+pub async fn change_status(state: &AppState, tenant_id: &str, id: &str, to: OrderStatus, note: Option<&str>) -> ApiResult<Order> {
+    let now = now_micros();
+    let mut tx = state.db.begin().await?;
+    let row = order_row(&mut *tx, tenant_id, id).await?.ok_or_else(order_not_found)?;
+    let from = OrderStatus::parse(&row.status).ok_or_else(ApiError::internal)?;
+    let refuse = || ApiError::conflict("invalid_transition", format!("an order that is {} cannot become {}", from.as_str(), to.as_str()));
+    if !from.can_move_to(to) {
+        return Err(refuse());
+    }
+    // Only from the status just read: of two racing moves, one wins.
+    let moved = sql("UPDATE orders SET status = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2 AND status = $3")
+        .bind(tenant_id)
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    if moved == 0 {
+        return Err(refuse());
+    }
+    if to == OrderStatus::Cancelled {
+        let items = items_of_orders(&mut *tx, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
+        let lines: Vec<(&str, i64)> = items.iter().map(|i| (i.variant_id.as_str(), i.quantity)).collect();
+        let ids: Vec<&str> = lines.iter().map(|(v, _)| *v).collect();
+        inventory::lock_variants(&mut tx, state.db.backend(), tenant_id, &ids).await?;
+        inventory::return_stock(&mut tx, tenant_id, &lines, id, now).await?;
+        if row.payment_method == PaymentMethod::Wallet.as_str() {
+            wallet::refund(&mut tx, tenant_id, &row.customer_id, row.total, id, now).await?;
+        }
+    }
+    insert_history(&mut tx, tenant_id, id, to, note, now).await?;
+    outbox::publish(
+        &mut tx,
+        tenant_id,
+        topic::ORDER_STATUS_CHANGED,
+        &json!({"order_id": id, "number": row.number, "from": from.as_str(), "to": to.as_str(), "note": note}),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    order_detail(state.db.writer(), tenant_id, id).await
+}

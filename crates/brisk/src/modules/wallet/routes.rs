@@ -1,0 +1,107 @@
+//! Wallet routes.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::store::{self, TRANSACTION_FIELDS};
+use crate::app::AppState;
+use crate::modules::{crm, tenancy};
+use crate::platform::auth::{Action, AuthUser};
+use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
+use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::idempotency;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_wallet))
+        .routes(routes!(credit))
+        .routes(routes!(transactions))
+}
+
+/// Largest single credit: far above any real top-up, far below overflow.
+const MAX_CREDIT: i64 = 1_000_000_000_000_000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Wallet {
+    customer_id: String,
+    balance: i64,
+    currency: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreditRequest {
+    amount: i64,
+    reference: Option<String>,
+}
+
+async fn require_customer(state: &AppState, tenant_id: &str, customer_id: &str) -> ApiResult<()> {
+    crm::customer_discount(state.db.reader(), tenant_id, customer_id)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("no such customer"))
+}
+
+/// A customer's wallet balance.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet", tag = "wallets", security(("bearer" = [])),
+    responses((status = 200, body = Wallet), (status = 404, body = Problem)))]
+async fn get_wallet(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<Wallet>> {
+    require_customer(&state, &auth.tenant_id, &id).await?;
+    let balance = store::balance(state.db.reader(), &auth.tenant_id, &id).await?;
+    let currency = tenancy::currency(&state, &auth.tenant_id).await?;
+    Ok(Json(Wallet { customer_id: id, balance, currency }))
+}
+
+/// Credit a customer's wallet. Takes an `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/wallet/credits", tag = "wallets", request_body = CreditRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe key")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "{transaction, balance}"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn credit(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: ApiJson<Value>,
+) -> ApiResult<Response> {
+    auth.require(Action::WriteSales)?;
+    let key = idempotency::key_from(&headers)?;
+    require_customer(&state, &auth.tenant_id, &id).await?;
+    let request = body.parse()?;
+    idempotency::once(&state, &auth.tenant_id, "wallet.credit", key, &request, |claim| async {
+        let req: CreditRequest = from_value(request.clone())?;
+        let mut v = Validator::new();
+        v.check(req.amount > 0, "amount", "must be greater than zero");
+        v.check(req.amount <= MAX_CREDIT, "amount", format!("must be at most {MAX_CREDIT}"));
+        if let Some(reference) = &req.reference {
+            v.optional_text("reference", reference, 200);
+        }
+        v.finish()?;
+        store::credit(&state, &auth.tenant_id, &id, req.amount, req.reference.as_deref().map(str::trim), claim).await
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    fields: Option<String>,
+}
+
+/// The wallet's ledger, newest first.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet/transactions", tag = "wallets", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, description = "{items: [WalletTransaction], next_cursor}"), (status = 404, body = Problem)))]
+async fn transactions(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
+    let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
+    let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;
+    require_customer(&state, &auth.tenant_id, &id).await?;
+    let (items, next) = store::transactions(&state, &auth.tenant_id, &id, &page).await?;
+    Ok(Json(list_response(&items, next, &fields)))
+}

@@ -1,0 +1,173 @@
+//! Wallet SQL.
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::FromRow;
+
+use crate::app::AppState;
+use crate::platform::clock::{self, new_id, now_micros};
+use crate::platform::db::{SqlBuilder, Tx, commit, sql};
+use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::list::{Cursor, Page};
+use crate::platform::idempotency::Claim;
+use crate::platform::outbox::{self, topic};
+
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
+pub struct WalletTransaction {
+    pub id: String,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reference: Option<String>,
+    pub order_id: Option<String>,
+    #[serde(with = "clock::as_rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: i64,
+}
+
+pub const TRANSACTION_FIELDS: &[&str] = &["id", "type", "amount", "balance_after", "reference", "order_id", "created_at"];
+
+pub async fn balance<'c, E>(ex: E, tenant_id: &str, customer_id: &str) -> ApiResult<i64>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row = sql("SELECT balance FROM wallets WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant_id)
+        .bind(customer_id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(match row {
+        Some(r) => sqlx::Row::try_get(&r, "balance")?,
+        None => 0,
+    })
+}
+
+/// Adds `amount` to the balance (creating the wallet), refusing a balance
+/// that would overflow. Returns the new balance.
+async fn add(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, now: i64) -> ApiResult<i64> {
+    let row = sql("INSERT INTO wallets (tenant_id, customer_id, balance, updated_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (tenant_id, customer_id) DO UPDATE \
+                   SET balance = wallets.balance + excluded.balance, updated_at = excluded.updated_at \
+                   WHERE wallets.balance <= $5 \
+                   RETURNING balance")
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(amount)
+    .bind(now)
+    .bind(i64::MAX - amount)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::field("amount", "the balance would exceed the largest amount Brisk can hold"))?;
+    Ok(sqlx::Row::try_get(&row, "balance")?)
+}
+
+async fn write_entry(
+    tx: &mut Tx,
+    tenant_id: &str,
+    customer_id: &str,
+    kind: &str,
+    amount: i64,
+    balance_after: i64,
+    reference: Option<&str>,
+    order_id: Option<&str>,
+    now: i64,
+) -> ApiResult<WalletTransaction> {
+    let entry = WalletTransaction {
+        id: new_id(),
+        kind: kind.to_owned(),
+        amount,
+        balance_after,
+        reference: reference.map(str::to_owned),
+        order_id: order_id.map(str::to_owned),
+        created_at: now,
+    };
+    sql("INSERT INTO wallet_transactions (tenant_id, id, customer_id, type, amount, balance_after, reference, order_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+    .bind(tenant_id)
+    .bind(entry.id.as_str())
+    .bind(customer_id)
+    .bind(kind)
+    .bind(amount)
+    .bind(balance_after)
+    .bind(entry.reference.clone())
+    .bind(entry.order_id.clone())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(entry)
+}
+
+/// Credits a wallet in one transaction, remembering the response for the
+/// idempotency key when there is one.
+pub async fn credit(
+    state: &AppState,
+    tenant_id: &str,
+    customer_id: &str,
+    amount: i64,
+    reference: Option<&str>,
+    claim: Option<Claim>,
+) -> ApiResult<(StatusCode, serde_json::Value)> {
+    let now = now_micros();
+    let mut tx = state.db.begin().await?;
+    let balance = add(&mut tx, tenant_id, customer_id, amount, now).await?;
+    let entry = write_entry(&mut tx, tenant_id, customer_id, "credit", amount, balance, reference, None, now).await?;
+    let body = json!({"transaction": entry, "balance": balance});
+    outbox::publish(&mut tx, tenant_id, topic::WALLET_CREDITED, &json!({"customer_id": customer_id, "transaction": entry, "balance": balance}), now).await?;
+    if let Some(claim) = claim {
+        claim.record(&mut tx, StatusCode::CREATED, &body).await?;
+    }
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, body))
+}
+
+/// Debits a wallet for an order, inside the order's transaction: 409
+/// `insufficient_funds` (and nothing written) if the balance is short.
+pub async fn debit(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, order_id: &str, now: i64) -> ApiResult<i64> {
+    if amount == 0 {
+        return balance(&mut **tx, tenant_id, customer_id).await;
+    }
+    let row = sql("UPDATE wallets SET balance = balance - $3, updated_at = $4 \
+                   WHERE tenant_id = $1 AND customer_id = $2 AND balance >= $3 RETURNING balance")
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(amount)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(ApiError::conflict(
+            "insufficient_funds",
+            format!("the customer's wallet holds less than the order total of {amount}"),
+        ));
+    };
+    let balance_after: i64 = sqlx::Row::try_get(&row, "balance")?;
+    write_entry(tx, tenant_id, customer_id, "debit", amount, balance_after, None, Some(order_id), now).await?;
+    Ok(balance_after)
+}
+
+/// Gives a wallet payment back, inside the cancellation's transaction.
+pub async fn refund(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, order_id: &str, now: i64) -> ApiResult<i64> {
+    if amount == 0 {
+        return balance(&mut **tx, tenant_id, customer_id).await;
+    }
+    let balance_after = add(tx, tenant_id, customer_id, amount, now).await?;
+    write_entry(tx, tenant_id, customer_id, "refund", amount, balance_after, None, Some(order_id), now).await?;
+    Ok(balance_after)
+}
+
+pub async fn transactions(state: &AppState, tenant_id: &str, customer_id: &str, page: &Page) -> ApiResult<(Vec<WalletTransaction>, Option<String>)> {
+    let mut q = SqlBuilder::new(
+        "SELECT id, type, amount, balance_after, reference, order_id, created_at FROM wallet_transactions WHERE tenant_id = ",
+    );
+    q.bind(tenant_id)
+        .push(" AND customer_id = ")
+        .bind(customer_id)
+        .after_cursor("", page.after.as_ref())
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(page.fetch_limit());
+    let rows = q.build().fetch_all_as::<_, WalletTransaction>(state.db.reader()).await?;
+    Ok(page.finish(rows, |t| Cursor { created_at: t.created_at, id: t.id.clone() }))
+}

@@ -1,0 +1,212 @@
+//! `Idempotency-Key` for writes that clients retry (order placement, wallet
+//! credits), per API.md.
+//!
+//! Invariants: one response per (tenant, route, key). The first request
+//! claims the key with an autocommitted row (status NULL = in flight); its
+//! success response is written in the same transaction as the business
+//! fact, so a fact without its remembered response (or the reverse) cannot
+//! exist. A retry with the same body replays the stored response, waiting
+//! while the first is in flight; a different body is a 422. A 4xx is
+//! remembered; a 5xx releases the key so a retry runs again. A claim left
+//! by a node that died is taken over once it is older than the longest a
+//! request may run.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::platform::clock::now_micros;
+use crate::platform::db::{Tx, sql};
+use crate::platform::http::error::{ApiError, ApiResult, PROBLEM_JSON};
+
+pub const HEADER: &str = "idempotency-key";
+/// Keys are remembered at least this long (API.md: 24 hours).
+pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
+const POLL: Duration = Duration::from_millis(20);
+
+/// The right to run a keyed request once.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    tenant_id: String,
+    route: &'static str,
+    key: String,
+}
+
+enum Begin {
+    Fresh(Claim),
+    Replay(u16, String),
+}
+
+/// Reads the `Idempotency-Key` header: absent is fine, malformed is a 400.
+pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
+    Ok(Some(key.to_owned()))
+}
+
+impl Claim {
+    /// Remembers the response inside the business transaction.
+    pub async fn record(&self, tx: &mut Tx, status: StatusCode, body: &Value) -> ApiResult<()> {
+        self.record_with(&mut **tx, status, &body.to_string()).await
+    }
+
+    async fn record_with<'c, E>(&self, ex: E, status: StatusCode, body: &str) -> ApiResult<()>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        sql("UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3")
+            .bind(self.tenant_id.as_str())
+            .bind(self.route)
+            .bind(self.key.as_str())
+            .bind(i64::from(status.as_u16()))
+            .bind(body)
+            .execute(ex)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, state: &AppState) {
+        let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL")
+            .bind(self.tenant_id.as_str())
+            .bind(self.route)
+            .bind(self.key.as_str())
+            .execute(state.db.writer())
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(error = %err, "could not release an idempotency key; it frees itself when stale");
+        }
+    }
+}
+
+async fn begin(state: &AppState, tenant_id: &str, route: &'static str, key: &str, request: &str) -> ApiResult<Begin> {
+    let stale_after = i64::try_from(state.config.request_timeout().as_micros()).unwrap_or(i64::MAX).saturating_mul(2);
+    let deadline = Instant::now() + state.config.request_timeout();
+    let claim = Claim { tenant_id: tenant_id.to_owned(), route, key: key.to_owned() };
+    loop {
+        let now = now_micros();
+        let inserted = sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
+                            ON CONFLICT (tenant_id, route, key) DO NOTHING")
+        .bind(tenant_id)
+        .bind(route)
+        .bind(key)
+        .bind(request)
+        .bind(now)
+        .execute(state.db.writer())
+        .await?;
+        if inserted == 1 {
+            return Ok(Begin::Fresh(claim));
+        }
+        let row = sql("SELECT request, status, response, created_at FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3")
+            .bind(tenant_id)
+            .bind(route)
+            .bind(key)
+            .fetch_optional(state.db.writer())
+            .await?;
+        let Some(row) = row else {
+            continue; // released by a failed first attempt: claim it again
+        };
+        let stored_request: String = sqlx::Row::try_get(&row, "request")?;
+        if stored_request != request {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+            ));
+        }
+        let status: Option<i64> = sqlx::Row::try_get(&row, "status")?;
+        if let Some(status) = status {
+            let response: Option<String> = sqlx::Row::try_get(&row, "response")?;
+            return Ok(Begin::Replay(u16::try_from(status).unwrap_or(500), response.unwrap_or_default()));
+        }
+        let created_at: i64 = sqlx::Row::try_get(&row, "created_at")?;
+        if now.saturating_sub(created_at) > stale_after {
+            let taken = sql("UPDATE idempotency_keys SET created_at = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3 \
+                             AND status IS NULL AND created_at = $4")
+            .bind(tenant_id)
+            .bind(route)
+            .bind(key)
+            .bind(created_at)
+            .bind(now)
+            .execute(state.db.writer())
+            .await?;
+            if taken == 1 {
+                return Ok(Begin::Fresh(claim));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ApiError::unavailable("the first request with this Idempotency-Key is still running; retry shortly"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if status.is_client_error() || status.is_server_error() { PROBLEM_JSON } else { "application/json" };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Runs `op` at most once per key. `op` gets the claim (when a key was
+/// given) and must `record` its success response inside its transaction.
+pub async fn once<F, Fut>(
+    state: &AppState,
+    tenant_id: &str,
+    route: &'static str,
+    key: Option<String>,
+    request: &Value,
+    op: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce(Option<Claim>) -> Fut,
+    Fut: Future<Output = ApiResult<(StatusCode, Value)>>,
+{
+    let Some(key) = key else {
+        let (status, body) = op(None).await?;
+        return Ok((status, axum::Json(body)).into_response());
+    };
+    // serde_json's maps are ordered by key, so equal JSON values serialize
+    // to equal strings.
+    let canonical = request.to_string();
+    let claim = match begin(state, tenant_id, route, &key, &canonical).await? {
+        Begin::Replay(status, body) => return Ok(replay(status, body)),
+        Begin::Fresh(claim) => claim,
+    };
+    match op(Some(claim.clone())).await {
+        Ok((status, body)) => Ok((status, axum::Json(body)).into_response()),
+        Err(err) if err.status.is_server_error() => {
+            claim.release(state).await;
+            Err(err)
+        }
+        Err(err) => {
+            let problem = serde_json::to_string(&err.to_problem()).unwrap_or_default();
+            if let Err(store) = claim.record_with(state.db.writer(), err.status, &problem).await {
+                tracing::warn!(error = %store.detail, "could not remember a refused idempotent request");
+                claim.release(state).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Forgets keys older than the retention period; run periodically.
+pub async fn forget_expired(state: &AppState) -> ApiResult<u64> {
+    let cutoff = now_micros() - i64::try_from(RETENTION.as_micros()).unwrap_or(i64::MAX);
+    Ok(sql("DELETE FROM idempotency_keys WHERE created_at < $1 AND status IS NOT NULL")
+        .bind(cutoff)
+        .execute(state.db.writer())
+        .await?)
+}

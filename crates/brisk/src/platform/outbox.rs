@@ -1,0 +1,30 @@
+//! The transactional outbox: every business fact writes its event here in
+//! its own transaction, so whatever follows from it (dashboard aggregates,
+//! webhooks, cache invalidation) can never miss it or see one that did not
+//! happen.
+
+use serde_json::Value;
+
+use crate::platform::clock::new_id;
+use crate::platform::db::{Tx, sql};
+use crate::platform::http::error::ApiResult;
+
+/// Event names, as webhooks will publish them.
+pub mod topic {
+    pub const ORDER_CREATED: &str = "order.created";
+    pub const ORDER_STATUS_CHANGED: &str = "order.status_changed";
+    pub const QUOTATION_ACCEPTED: &str = "quotation.accepted";
+    pub const WALLET_CREDITED: &str = "wallet.credited";
+}
+
+pub async fn publish(tx: &mut Tx, tenant_id: &str, topic: &str, payload: &Value, now: i64) -> ApiResult<()> {
+    sql("INSERT INTO outbox (tenant_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(tenant_id)
+        .bind(new_id())
+        .bind(topic)
+        .bind(payload.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
