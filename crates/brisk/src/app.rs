@@ -88,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(modules::ops::router())
         .merge(modules::tenancy::router())
+        .merge(modules::crm::router())
         .split_for_parts()
 }
 
