@@ -91,9 +91,13 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(modules::ops::router())
         .merge(modules::tenancy::router())
+        .merge(modules::crm::router())
         .merge(modules::catalog::router())
         .merge(modules::inventory::router())
         .merge(modules::pricing::router())
+        .merge(modules::quotes::router())
+        .merge(modules::orders::router())
+        .merge(modules::wallet::router())
         .split_for_parts()
 }
 

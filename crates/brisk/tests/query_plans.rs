@@ -11,6 +11,8 @@ use serde_json::json;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Row};
 
+const STATUSES: [&str; 3] = ["lead", "active", "inactive"];
+
 const TABLES: &[&str] = &[
     "tenants", "users", "refresh_tokens", "settings", "customers", "customer_tags", "categories", "products",
     "variants", "product_images", "stock_movements",
@@ -93,7 +95,7 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
                 "/api/v1/customers",
                 &owner.token,
                 json!({"name": format!("Customer {i}"), "email": format!("c{i}@shop{}.example", i % 50),
-                       "status": ["lead", "active", "inactive"][i % 3], "tags": [format!("t{}", i % 20)], "discount_bp": i % 1000}),
+                       "status": STATUSES[i % 3], "tags": [format!("t{}", i % 20)], "discount_bp": i % 1000}),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);

@@ -7,5 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
+pub mod outbox;
 pub mod ratelimit;

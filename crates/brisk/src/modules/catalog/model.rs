@@ -69,10 +69,10 @@ pub struct NewProduct {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
     #[schema(value_type = Option<String>)]
     pub category_id: Option<Option<String>>,
     pub active: Option<bool>,
@@ -94,15 +94,6 @@ pub struct VariantPatch {
     pub tiers: Option<Vec<Tier>>,
     #[schema(value_type = Option<i64>)]
     pub stock: Option<Value>,
-}
-
-/// Distinguishes an absent field (outer `None`) from `null` (inner `None`).
-pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -55,7 +55,7 @@ pub struct QuotationPatch {
     customer_id: Option<String>,
     items: Option<Vec<QuotationItem>>,
     valid_until: Option<String>,
-    #[serde(default, deserialize_with = "crate::modules::catalog::double_option")]
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
     #[schema(value_type = Option<String>)]
     notes: Option<Option<String>>,
 }

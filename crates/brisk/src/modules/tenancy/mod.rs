@@ -11,4 +11,4 @@ mod routes;
 mod store;
 
 pub use routes::router;
-pub use store::{DemoLogin, create_demo_tenant};
+pub use store::{DemoLogin, create_demo_tenant, currency};

@@ -94,19 +94,6 @@ fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-fn check_email(v: &mut Validator, field: &str, email: &str) {
-    let valid = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-        });
-    v.check(valid, field, "must be an e-mail address");
-}
-
 fn check_password(v: &mut Validator, password: &str) {
     let n = password.chars().count();
     v.check(
@@ -134,7 +121,7 @@ async fn signup(
     let mut v = Validator::new();
     v.text("company_name", &req.company_name, 200);
     v.text("name", &req.name, 200);
-    check_email(&mut v, "email", &email);
+    v.email("email", &email);
     check_password(&mut v, &req.password);
     v.check(
         currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()),
@@ -249,7 +236,7 @@ async fn create_user(
     }
     let email = normalize_email(&req.email);
     let mut v = Validator::new();
-    check_email(&mut v, "email", &email);
+    v.email("email", &email);
     v.text("name", &req.name, 200);
     check_password(&mut v, &req.password);
     v.check(

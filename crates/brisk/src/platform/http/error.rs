@@ -208,6 +208,20 @@ impl Validator {
             self.error(field, "must not contain control characters");
         }
     }
+    /// An e-mail address: `local@domain.tld`, at most 254 characters, no
+    /// whitespace or control characters.
+    pub fn email(&mut self, field: &str, email: &str) {
+        let valid = email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
+            });
+        self.check(valid, field, "must be an e-mail address");
+    }
     pub fn finish(self) -> ApiResult<()> {
         if self.errors.is_empty() {
             Ok(())

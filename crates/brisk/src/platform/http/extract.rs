@@ -221,3 +221,13 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
         }])
     })
 }
+
+/// For PATCH bodies: tells a field given as `null` (`Some(None)`) from one
+/// left out (`None`). Use with `#[serde(default, deserialize_with = …)]`.
+pub fn present<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
+}

@@ -1,0 +1,18 @@
+//! CRM: the tenant's customers — who they are, their status, their standing
+//! discount and their tags — and fast search over them.
+//!
+//! Owns the `customers` and `customer_tags` tables (and, on SQLite, the
+//! `customer_search` / `customers_fts` trigram index that triggers keep in
+//! step with `customers`). Invariants: `status` is `lead`, `active` or
+//! `inactive`; `discount_bp` is within 0–10000; a customer's tags are
+//! distinct and `customer_tags` holds exactly the tags of live customers,
+//! written in the same transaction as the customer; deletion is soft
+//! (`deleted_at`), because orders and quotations keep referring to the
+//! customer, but a deleted customer is gone from every list and lookup.
+//! Other modules reach customers only through [`customer_discount`].
+
+mod routes;
+mod store;
+
+pub use routes::router;
+pub use store::{CustomerRef, customer_discount};
