@@ -28,6 +28,10 @@ CREATE INDEX customers_tenant_status_created ON customers (tenant_id, status, cr
 CREATE INDEX customers_search ON customers
     USING gin (tenant_id, lower(name) gin_trgm_ops, lower(email) gin_trgm_ops)
     WHERE deleted_at IS NULL;
+-- Statistics on the searched expressions, so the planner can tell a rare
+-- pattern (use customers_search) from a common one (walk newest first and
+-- stop at a full page); without them it guesses from the pattern's length.
+CREATE STATISTICS customers_search_lower (ndistinct) ON lower(name), lower(email) FROM customers;
 
 -- One row per (customer, tag) of a live customer, for `tag=`. created_at is
 -- the customer's (it never changes), so a tag's customers come newest first

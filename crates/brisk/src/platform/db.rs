@@ -391,6 +391,8 @@ pub struct Sql {
     text: std::borrow::Cow<'static, str>,
     args: Vec<Arg>,
     kind: &'static str,
+    /// Whether the server may cache and reuse the statement's plan.
+    persistent: bool,
 }
 
 /// A statement from static text (the usual case).
@@ -399,6 +401,7 @@ pub fn sql(text: &'static str) -> Sql {
         kind: statement_kind(text),
         text: std::borrow::Cow::Borrowed(text),
         args: Vec::new(),
+        persistent: true,
     }
 }
 
@@ -409,6 +412,7 @@ pub fn sql_owned(text: String) -> Sql {
         kind: statement_kind(&text),
         text: std::borrow::Cow::Owned(text),
         args: Vec::new(),
+        persistent: true,
     }
 }
 
@@ -431,12 +435,23 @@ impl Sql {
         self
     }
 
+    /// Plans the statement afresh for its values on every run instead of
+    /// reusing a prepared plan. For statements whose best plan depends on
+    /// the values (a search pattern that one index serves well when it is
+    /// selective and another when it is not): PostgreSQL switches a cached
+    /// statement to one generic, value-blind plan after five runs.
+    pub fn planned_per_run(mut self) -> Self {
+        self.persistent = false;
+        self
+    }
+
     fn into_query(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
         capture(&self.text, &self.args);
         let mut q = match self.text {
             std::borrow::Cow::Borrowed(text) => sqlx::query(text),
             std::borrow::Cow::Owned(text) => sqlx::query(sqlx::AssertSqlSafe(text)),
-        };
+        }
+        .persistent(self.persistent);
         for arg in self.args {
             q = match arg {
                 Arg::Int(v) => q.bind(v),

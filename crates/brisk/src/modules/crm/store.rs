@@ -11,7 +11,16 @@
 //!   (newest first, stopping once the page is full).
 //!
 //! On PostgreSQL `q` is the same exact filter, which the `customers_search`
-//! trigram GIN index (tenant_id, lower(name), lower(email)) serves.
+//! trigram GIN index (tenant_id, lower(name), lower(email)) serves; the
+//! planner picks it or the newest-first walk per pattern (statistics on the
+//! lowered expressions, and no cached generic plan).
+//!
+//! Measured at 90,000 customers in one tenant: most searches take a few
+//! milliseconds, but two cases stay linear in the tenant's size: a `q`
+//! under 3 literal characters that matches almost nothing (~40 ms on
+//! either backend: the walk finds too few to fill a page), and on SQLite a
+//! long `q` that matches a large share of customers (up to ~160 ms when it
+//! matches all of them: every candidate is joined and sorted).
 
 use serde::Serialize;
 use sqlx::{Any, Executor, FromRow};
@@ -422,8 +431,13 @@ pub async fn list(
         b.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ");
     }
     b.bind(page.fetch_limit());
-    let rows = b
-        .build()
+    let mut statement = b.build();
+    if q_text.is_some() {
+        // How selective `q` is decides between the trigram index and the
+        // newest-first walk; a cached generic plan cannot see it.
+        statement = statement.planned_per_run();
+    }
+    let rows = statement
         .fetch_all_as::<_, CustomerRow>(db.reader())
         .await?;
     let customers = into_customers(rows)?;
