@@ -15,43 +15,84 @@ struct Shop {
 
 async fn shop(s: &TestServer, variants: usize, stock: i64) -> Shop {
     let owner = s.signup("Shop").await;
-    let customer = s.post("/api/v1/customers", &owner.token, json!({"name": "Buyer", "discount_bp": 1000})).await;
+    let customer = s
+        .post(
+            "/api/v1/customers",
+            &owner.token,
+            json!({"name": "Buyer", "discount_bp": 1000}),
+        )
+        .await;
     assert_eq!(customer.status, 201, "{}", customer.body);
-    let vs: Vec<Value> = (0..variants).map(|i| json!({"sku": format!("V{i}"), "price": 1000, "cost": 600, "stock": stock})).collect();
-    let p = s.post("/api/v1/products", &owner.token, json!({"name": "Thing", "variants": vs})).await;
+    let vs: Vec<Value> = (0..variants)
+        .map(|i| json!({"sku": format!("V{i}"), "price": 1000, "cost": 600, "stock": stock}))
+        .collect();
+    let p = s
+        .post(
+            "/api/v1/products",
+            &owner.token,
+            json!({"name": "Thing", "variants": vs}),
+        )
+        .await;
     assert_eq!(p.status, 201, "{}", p.body);
     Shop {
         customer: customer.body["id"].as_str().unwrap().to_owned(),
-        variants: p.body["variants"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect(),
+        variants: p.body["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .collect(),
         owner,
     }
 }
 
 async fn stock(s: &TestServer, token: &str, variant: &str) -> i64 {
-    s.get(&format!("/api/v1/variants/{variant}"), token).await.body["stock"].as_i64().unwrap()
+    s.get(&format!("/api/v1/variants/{variant}"), token)
+        .await
+        .body["stock"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn count(s: &TestServer, token: &str, path: &str) -> usize {
     let mut n = 0;
-    let mut next = format!("{path}{}limit=100", if path.contains('?') { "&" } else { "?" });
+    let mut next = format!(
+        "{path}{}limit=100",
+        if path.contains('?') { "&" } else { "?" }
+    );
     loop {
         let r = s.get(&next, token).await;
         assert_eq!(r.status, 200, "{}", r.body);
         n += r.body["items"].as_array().unwrap().len();
         match r.body["next_cursor"].as_str() {
-            Some(c) => next = format!("{path}{}limit=100&cursor={c}", if path.contains('?') { "&" } else { "?" }),
+            Some(c) => {
+                next = format!(
+                    "{path}{}limit=100&cursor={c}",
+                    if path.contains('?') { "&" } else { "?" }
+                )
+            }
             None => return n,
         }
     }
 }
 
 async fn credit(s: &TestServer, token: &str, customer: &str, amount: i64) {
-    let r = s.post(&format!("/api/v1/customers/{customer}/wallet/credits"), token, json!({"amount": amount})).await;
+    let r = s
+        .post(
+            &format!("/api/v1/customers/{customer}/wallet/credits"),
+            token,
+            json!({"amount": amount}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
 async fn balance(s: &TestServer, token: &str, customer: &str) -> i64 {
-    s.get(&format!("/api/v1/customers/{customer}/wallet"), token).await.body["balance"].as_i64().unwrap()
+    s.get(&format!("/api/v1/customers/{customer}/wallet"), token)
+        .await
+        .body["balance"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -69,20 +110,42 @@ async fn an_invoice_order_is_priced_takes_stock_and_records_everything() {
     assert_eq!(o["payment_method"], "invoice");
     assert_eq!(o["customer_id"], shop.customer.as_str());
     assert!(o["number"].as_str().unwrap().starts_with("SO-"));
-    assert_eq!(o["items"][0], json!({"variant_id": shop.variants[1], "sku": "V1", "quantity": 3, "unit_price": 1000, "discount": 300, "line_total": 2700, "product_id": o["items"][0]["product_id"], "product_name": "Thing"}));
-    assert_eq!((o["subtotal"].as_i64(), o["discount_total"].as_i64(), o["total"].as_i64()), (Some(5000), Some(500), Some(4500)));
+    assert_eq!(
+        o["items"][0],
+        json!({"variant_id": shop.variants[1], "sku": "V1", "quantity": 3, "unit_price": 1000, "discount": 300, "line_total": 2700, "product_id": o["items"][0]["product_id"], "product_name": "Thing"})
+    );
+    assert_eq!(
+        (
+            o["subtotal"].as_i64(),
+            o["discount_total"].as_i64(),
+            o["total"].as_i64()
+        ),
+        (Some(5000), Some(500), Some(4500))
+    );
     assert_eq!(stock(&s, t, &shop.variants[1]).await, 47);
     assert_eq!(stock(&s, t, &shop.variants[0]).await, 48);
     let id = o["id"].as_str().unwrap();
-    let mv = s.get(&format!("/api/v1/variants/{}/movements", shop.variants[1]), t).await;
+    let mv = s
+        .get(
+            &format!("/api/v1/variants/{}/movements", shop.variants[1]),
+            t,
+        )
+        .await;
     assert_eq!(mv.body["items"][0]["delta"], -3);
     assert_eq!(mv.body["items"][0]["stock_after"], 47);
     assert_eq!(mv.body["items"][0]["order_id"], id);
     let d = s.get(&format!("/api/v1/orders/{id}"), t).await;
     assert_eq!(d.status, 200);
-    assert_eq!(d.body["status_history"], json!([{"status": "placed", "note": null, "created_at": d.body["created_at"]}]));
+    assert_eq!(
+        d.body["status_history"],
+        json!([{"status": "placed", "note": null, "created_at": d.body["created_at"]}])
+    );
     assert_eq!(d.body["items"], o["items"]);
-    assert_eq!(balance(&s, t, &shop.customer).await, 0, "an invoice order does not touch the wallet");
+    assert_eq!(
+        balance(&s, t, &shop.customer).await,
+        0,
+        "an invoice order does not touch the wallet"
+    );
 }
 
 #[tokio::test]
@@ -98,11 +161,28 @@ async fn a_wallet_order_is_paid_at_once_and_debits_the_wallet() {
     assert_eq!(r.body["status"], "paid");
     assert_eq!(r.body["total"], 3600);
     assert_eq!(balance(&s, t, &shop.customer).await, 6400);
-    let tx = s.get(&format!("/api/v1/customers/{}/wallet/transactions", shop.customer), t).await;
+    let tx = s
+        .get(
+            &format!("/api/v1/customers/{}/wallet/transactions", shop.customer),
+            t,
+        )
+        .await;
     let first = &tx.body["items"][0];
-    assert_eq!((first["type"].as_str(), first["amount"].as_i64(), first["balance_after"].as_i64()), (Some("debit"), Some(3600), Some(6400)));
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["amount"].as_i64(),
+            first["balance_after"].as_i64()
+        ),
+        (Some("debit"), Some(3600), Some(6400))
+    );
     assert_eq!(first["order_id"], r.body["id"]);
-    let d = s.get(&format!("/api/v1/orders/{}", r.body["id"].as_str().unwrap()), t).await;
+    let d = s
+        .get(
+            &format!("/api/v1/orders/{}", r.body["id"].as_str().unwrap()),
+            t,
+        )
+        .await;
     assert_eq!(d.body["status_history"][0]["status"], "paid");
 }
 
@@ -133,8 +213,26 @@ async fn out_of_stock_and_insufficient_funds_write_nothing_at_all() {
     assert_eq!(stock(&s, t, &shop.variants[1]).await, 5);
     assert_eq!(balance(&s, t, &shop.customer).await, 1000);
     assert_eq!(count(&s, t, "/api/v1/orders").await, 0);
-    assert_eq!(count(&s, t, &format!("/api/v1/variants/{}/movements", shop.variants[0])).await, 1, "only the initial movement");
-    assert_eq!(count(&s, t, &format!("/api/v1/customers/{}/wallet/transactions", shop.customer)).await, 1, "only the credit");
+    assert_eq!(
+        count(
+            &s,
+            t,
+            &format!("/api/v1/variants/{}/movements", shop.variants[0])
+        )
+        .await,
+        1,
+        "only the initial movement"
+    );
+    assert_eq!(
+        count(
+            &s,
+            t,
+            &format!("/api/v1/customers/{}/wallet/transactions", shop.customer)
+        )
+        .await,
+        1,
+        "only the credit"
+    );
     // The next order still gets the next number.
     let ok = s
         .post("/api/v1/orders", t, json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]}))
@@ -149,24 +247,82 @@ async fn bad_orders_are_422_naming_each_problem_and_change_nothing() {
     let other = s.signup("Other").await;
     let t = &shop.owner.token;
     let inactive = s.post("/api/v1/products", t, json!({"name": "Old", "variants": [{"sku": "OLD", "price": 5, "stock": 5, "active": false}]})).await;
-    let inactive = inactive.body["variants"][0]["id"].as_str().unwrap().to_owned();
-    let their_customer = s.post("/api/v1/customers", &other.token, json!({"name": "Theirs"})).await.body["id"].as_str().unwrap().to_owned();
-    let their_variant = s.post("/api/v1/products", &other.token, json!({"name": "T", "variants": [{"sku": "T", "price": 5, "stock": 5}]})).await;
-    let their_variant = their_variant.body["variants"][0]["id"].as_str().unwrap().to_owned();
-    let (c, v0, v1) = (shop.customer.as_str(), shop.variants[0].as_str(), shop.variants[1].as_str());
+    let inactive = inactive.body["variants"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let their_customer = s
+        .post("/api/v1/customers", &other.token, json!({"name": "Theirs"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let their_variant = s
+        .post(
+            "/api/v1/products",
+            &other.token,
+            json!({"name": "T", "variants": [{"sku": "T", "price": 5, "stock": 5}]}),
+        )
+        .await;
+    let their_variant = their_variant.body["variants"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c, v0, v1) = (
+        shop.customer.as_str(),
+        shop.variants[0].as_str(),
+        shop.variants[1].as_str(),
+    );
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"customer_id": c, "payment_method": "invoice", "items": []}), vec!["items"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 0}]}), vec!["items[0].quantity"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": -1}]}), vec!["items[0].quantity"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 1}, {"variant_id": v0, "quantity": 1}]}), vec!["items[1].variant_id"]),
-        (json!({"customer_id": c, "payment_method": "cash", "items": [{"variant_id": v0, "quantity": 1}]}), vec!["payment_method"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": inactive, "quantity": 1}]}), vec!["items[0].variant_id"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": "nope", "quantity": 1}, {"variant_id": their_variant, "quantity": 1}]}), vec!["items[0].variant_id", "items[1].variant_id"]),
-        (json!({"customer_id": their_customer, "payment_method": "invoice", "items": [{"variant_id": v1, "quantity": 1}]}), vec!["customer_id"]),
-        (json!({"customer_id": "nope", "payment_method": "invoice", "items": [{"variant_id": "nope", "quantity": 1}]}), vec!["customer_id", "items[0].variant_id"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 9_223_372_036_854_775_807i64}]}), vec!["items[0].quantity"]),
-        (json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": "1"}]}), vec!["items[0].quantity"]),
-        (json!({"payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 1}]}), vec!["customer_id"]),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": []}),
+            vec!["items"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 0}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": -1}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 1}, {"variant_id": v0, "quantity": 1}]}),
+            vec!["items[1].variant_id"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "cash", "items": [{"variant_id": v0, "quantity": 1}]}),
+            vec!["payment_method"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": inactive, "quantity": 1}]}),
+            vec!["items[0].variant_id"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": "nope", "quantity": 1}, {"variant_id": their_variant, "quantity": 1}]}),
+            vec!["items[0].variant_id", "items[1].variant_id"],
+        ),
+        (
+            json!({"customer_id": their_customer, "payment_method": "invoice", "items": [{"variant_id": v1, "quantity": 1}]}),
+            vec!["customer_id"],
+        ),
+        (
+            json!({"customer_id": "nope", "payment_method": "invoice", "items": [{"variant_id": "nope", "quantity": 1}]}),
+            vec!["customer_id", "items[0].variant_id"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 9_223_372_036_854_775_807i64}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": v0, "quantity": "1"}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 1}]}),
+            vec!["customer_id"],
+        ),
     ];
     for (body, fields) in cases {
         let r = s.post("/api/v1/orders", t, body.clone()).await;
@@ -210,8 +366,10 @@ async fn placing_1_or_100_items_runs_the_same_statements_and_lists_do_not_grow_p
     let shop = shop(&s, 100, 50).await;
     let t = &shop.owner.token;
     credit(&s, t, &shop.customer, 100_000_000).await;
-    let order = |n: usize, method: &str| json!({"customer_id": shop.customer, "payment_method": method,
-        "items": shop.variants.iter().take(n).map(|v| json!({"variant_id": v, "quantity": 1})).collect::<Vec<_>>()});
+    let order = |n: usize, method: &str| {
+        json!({"customer_id": shop.customer, "payment_method": method,
+        "items": shop.variants.iter().take(n).map(|v| json!({"variant_id": v, "quantity": 1})).collect::<Vec<_>>()})
+    };
     for method in ["invoice", "wallet"] {
         let one = s.post("/api/v1/orders", t, order(1, method)).await;
         let hundred = s.post("/api/v1/orders", t, order(100, method)).await;
@@ -223,7 +381,10 @@ async fn placing_1_or_100_items_runs_the_same_statements_and_lists_do_not_grow_p
     assert_eq!(many.body["items"].as_array().unwrap().len(), 4);
     assert_eq!(few.statements(), many.statements());
     assert!(many.statements() <= 2);
-    assert_eq!(many.body["items"][0]["items"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        many.body["items"][0]["items"].as_array().unwrap().len(),
+        100
+    );
 }
 
 #[tokio::test]
@@ -236,7 +397,19 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
         let client = s.client.clone();
         let url = format!("{}/api/v1/orders", s.base);
         let token = t.clone();
-        async move { TestServer::read(client.post(url).bearer_auth(token).header("idempotency-key", key).json(&body).send().await.unwrap()).await }
+        async move {
+            TestServer::read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
     };
     let first = send(body.clone(), "order-1").await;
     assert_eq!(first.status, 201);
@@ -251,14 +424,28 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     other.assert_problem(422, "idempotency_key_reused");
     // A refused first attempt is remembered too (below 500).
     let bad = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 999}]});
-    send(bad.clone(), "order-2").await.assert_problem(409, "out_of_stock");
-    s.post(&format!("/api/v1/variants/{}/stock-adjustments", shop.variants[0]), t, json!({"delta": 5000, "reason": "delivery"})).await;
+    send(bad.clone(), "order-2")
+        .await
+        .assert_problem(409, "out_of_stock");
+    s.post(
+        &format!("/api/v1/variants/{}/stock-adjustments", shop.variants[0]),
+        t,
+        json!({"delta": 5000, "reason": "delivery"}),
+    )
+    .await;
     let replayed = send(bad, "order-2").await;
     replayed.assert_problem(409, "out_of_stock");
     // Keys are per tenant.
     let other_shop_owner = s.signup("Elsewhere").await;
     let r = TestServer::read(
-        s.client.post(format!("{}/api/v1/orders", s.base)).bearer_auth(&other_shop_owner.token).header("idempotency-key", "order-1").json(&body).send().await.unwrap(),
+        s.client
+            .post(format!("{}/api/v1/orders", s.base))
+            .bearer_auth(&other_shop_owner.token)
+            .header("idempotency-key", "order-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     r.assert_problem(422, "validation_failed");
@@ -276,7 +463,17 @@ async fn fifty_concurrent_retries_with_one_key_create_one_order_with_one_body() 
         let url = format!("{}/api/v1/orders", s.base);
         let (token, body) = (t.clone(), body.clone());
         handles.push(tokio::spawn(async move {
-            TestServer::read(client.post(url).bearer_auth(token).header("idempotency-key", "same-key").json(&body).send().await.unwrap()).await
+            TestServer::read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", "same-key")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
         }));
     }
     let mut bodies = Vec::new();
@@ -301,7 +498,18 @@ async fn two_hundred_concurrent_orders_for_a_stock_of_50_sell_exactly_50() {
         let url = format!("{}/api/v1/orders", s.base);
         let token = t.clone();
         let body = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-        handles.push(tokio::spawn(async move { TestServer::read(client.post(url).bearer_auth(token).json(&body).send().await.unwrap()).await }));
+        handles.push(tokio::spawn(async move {
+            TestServer::read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }));
     }
     let (mut created, mut refused) = (0, 0);
     for h in handles {
@@ -315,11 +523,21 @@ async fn two_hundred_concurrent_orders_for_a_stock_of_50_sell_exactly_50() {
     assert_eq!((created, refused), (50, 150));
     assert_eq!(stock(&s, t, &shop.variants[0]).await, 0);
     assert_eq!(count(&s, t, "/api/v1/orders").await, 50);
-    let movements = count(&s, t, &format!("/api/v1/variants/{}/movements", shop.variants[0])).await;
+    let movements = count(
+        &s,
+        t,
+        &format!("/api/v1/variants/{}/movements", shop.variants[0]),
+    )
+    .await;
     assert_eq!(movements, 51, "50 order movements and the initial one");
     // Numbers are unique.
     let list = s.get("/api/v1/orders?limit=100", t).await;
-    let mut numbers: Vec<&str> = list.body["items"].as_array().unwrap().iter().map(|o| o["number"].as_str().unwrap()).collect();
+    let mut numbers: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["number"].as_str().unwrap())
+        .collect();
     numbers.sort_unstable();
     numbers.dedup();
     assert_eq!(numbers.len(), 50);
@@ -338,7 +556,18 @@ async fn fifty_concurrent_wallet_orders_against_ten_orders_of_funds_pay_exactly_
         let url = format!("{}/api/v1/orders", s.base);
         let token = t.clone();
         let body = json!({"customer_id": shop.customer, "payment_method": "wallet", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-        handles.push(tokio::spawn(async move { TestServer::read(client.post(url).bearer_auth(token).json(&body).send().await.unwrap()).await }));
+        handles.push(tokio::spawn(async move {
+            TestServer::read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }));
     }
     let (mut paid, mut refused) = (0, 0);
     for h in handles {
@@ -351,15 +580,37 @@ async fn fifty_concurrent_wallet_orders_against_ten_orders_of_funds_pay_exactly_
     }
     assert_eq!((paid, refused), (10, 40));
     assert_eq!(balance(&s, t, &shop.customer).await, 0);
-    assert_eq!(stock(&s, t, &shop.variants[0]).await, 990, "refused orders took no stock");
-    let entries = s.get(&format!("/api/v1/customers/{}/wallet/transactions?limit=100", shop.customer), t).await;
+    assert_eq!(
+        stock(&s, t, &shop.variants[0]).await,
+        990,
+        "refused orders took no stock"
+    );
+    let entries = s
+        .get(
+            &format!(
+                "/api/v1/customers/{}/wallet/transactions?limit=100",
+                shop.customer
+            ),
+            t,
+        )
+        .await;
     let items = entries.body["items"].as_array().unwrap();
     let ledger: i64 = items
         .iter()
-        .map(|e| if e["type"] == "debit" { -e["amount"].as_i64().unwrap() } else { e["amount"].as_i64().unwrap() })
+        .map(|e| {
+            if e["type"] == "debit" {
+                -e["amount"].as_i64().unwrap()
+            } else {
+                e["amount"].as_i64().unwrap()
+            }
+        })
         .sum();
     assert_eq!(ledger, 0, "the ledger sums to the balance");
-    assert!(items.iter().all(|e| e["balance_after"].as_i64().unwrap() >= 0));
+    assert!(
+        items
+            .iter()
+            .all(|e| e["balance_after"].as_i64().unwrap() >= 0)
+    );
 }
 
 #[tokio::test]
@@ -370,22 +621,43 @@ async fn the_lifecycle_moves_forward_and_refuses_everything_else() {
     let o = s.post("/api/v1/orders", t, json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]})).await;
     let id = o.body["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/orders/{id}/status");
-    s.post(&path, t, json!({"status": "shipped"})).await.assert_problem(409, "invalid_transition");
-    s.post(&path, t, json!({"status": "placed"})).await.assert_problem(409, "invalid_transition");
+    s.post(&path, t, json!({"status": "shipped"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    s.post(&path, t, json!({"status": "placed"}))
+        .await
+        .assert_problem(409, "invalid_transition");
     for status in ["paid", "shipped", "delivered"] {
-        let r = s.post(&path, t, json!({"status": status, "note": format!("now {status}")})).await;
+        let r = s
+            .post(
+                &path,
+                t,
+                json!({"status": status, "note": format!("now {status}")}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["status"], status);
     }
     for status in ["cancelled", "paid", "placed", "shipped", "delivered"] {
-        s.post(&path, t, json!({"status": status})).await.assert_problem(409, "invalid_transition");
+        s.post(&path, t, json!({"status": status}))
+            .await
+            .assert_problem(409, "invalid_transition");
     }
     let d = s.get(&format!("/api/v1/orders/{id}"), t).await;
-    let history: Vec<&str> = d.body["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let history: Vec<&str> = d.body["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(history, vec!["delivered", "shipped", "paid", "placed"]);
     assert_eq!(d.body["status_history"][0]["note"], "now delivered");
-    s.post(&path, t, json!({"status": "lost"})).await.assert_problem(422, "validation_failed");
-    s.post("/api/v1/orders/nope/status", t, json!({"status": "paid"})).await.assert_problem(404, "not_found");
+    s.post(&path, t, json!({"status": "lost"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    s.post("/api/v1/orders/nope/status", t, json!({"status": "paid"}))
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -401,25 +673,51 @@ async fn cancelling_puts_stock_back_and_refunds_a_wallet_payment() {
     assert_eq!(o.status, 201, "{}", o.body);
     assert_eq!(balance(&s, t, &shop.customer).await, 5000 - 2700);
     let id = o.body["id"].as_str().unwrap();
-    let r = s.post(&format!("/api/v1/orders/{id}/status"), t, json!({"status": "cancelled", "note": "changed mind"})).await;
+    let r = s
+        .post(
+            &format!("/api/v1/orders/{id}/status"),
+            t,
+            json!({"status": "cancelled", "note": "changed mind"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "cancelled");
     assert_eq!(stock(&s, t, &shop.variants[0]).await, 50);
     assert_eq!(stock(&s, t, &shop.variants[1]).await, 50);
     assert_eq!(balance(&s, t, &shop.customer).await, 5000);
-    let mv = s.get(&format!("/api/v1/variants/{}/movements", shop.variants[0]), t).await;
+    let mv = s
+        .get(
+            &format!("/api/v1/variants/{}/movements", shop.variants[0]),
+            t,
+        )
+        .await;
     assert_eq!(mv.body["items"][0]["delta"], 2);
     assert_eq!(mv.body["items"][0]["stock_after"], 50);
     assert_eq!(mv.body["items"][0]["order_id"], id);
-    let entries = s.get(&format!("/api/v1/customers/{}/wallet/transactions", shop.customer), t).await;
+    let entries = s
+        .get(
+            &format!("/api/v1/customers/{}/wallet/transactions", shop.customer),
+            t,
+        )
+        .await;
     assert_eq!(entries.body["items"][0]["type"], "refund");
     assert_eq!(entries.body["items"][0]["amount"], 2700);
     assert_eq!(entries.body["items"][0]["balance_after"], 5000);
     // An invoice order cancelled after being marked paid refunds nothing.
     let inv = s.post("/api/v1/orders", t, json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]})).await;
     let inv_id = inv.body["id"].as_str().unwrap();
-    s.post(&format!("/api/v1/orders/{inv_id}/status"), t, json!({"status": "paid"})).await;
-    s.post(&format!("/api/v1/orders/{inv_id}/status"), t, json!({"status": "cancelled"})).await;
+    s.post(
+        &format!("/api/v1/orders/{inv_id}/status"),
+        t,
+        json!({"status": "paid"}),
+    )
+    .await;
+    s.post(
+        &format!("/api/v1/orders/{inv_id}/status"),
+        t,
+        json!({"status": "cancelled"}),
+    )
+    .await;
     assert_eq!(balance(&s, t, &shop.customer).await, 5000);
     assert_eq!(stock(&s, t, &shop.variants[0]).await, 50);
 }
@@ -438,22 +736,58 @@ async fn concurrent_cancel_and_ship_have_exactly_one_winner() {
             let client = s.client.clone();
             let url = format!("{}/api/v1/orders/{id}/status", s.base);
             let token = t.clone();
-            tokio::spawn(async move { TestServer::read(client.post(url).bearer_auth(token).json(&json!({"status": status})).send().await.unwrap()).await })
+            tokio::spawn(async move {
+                TestServer::read(
+                    client
+                        .post(url)
+                        .bearer_auth(token)
+                        .json(&json!({"status": status}))
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await
+            })
         };
         let (cancel, ship) = (go("cancelled"), go("shipped"));
         let (cancel, ship) = (cancel.await.unwrap(), ship.await.unwrap());
         let statuses = (cancel.status, ship.status);
-        assert!(statuses == (200, 409) || statuses == (409, 200), "round {round}: {statuses:?}");
+        assert!(
+            statuses == (200, 409) || statuses == (409, 200),
+            "round {round}: {statuses:?}"
+        );
         let loser = if cancel.status == 409 { &cancel } else { &ship };
         loser.assert_problem(409, "invalid_transition");
-        let final_status = s.get(&format!("/api/v1/orders/{id}"), t).await.body["status"].as_str().unwrap().to_owned();
-        assert_eq!(final_status, if cancel.status == 200 { "cancelled" } else { "shipped" });
+        let final_status = s.get(&format!("/api/v1/orders/{id}"), t).await.body["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            final_status,
+            if cancel.status == 200 {
+                "cancelled"
+            } else {
+                "shipped"
+            }
+        );
     }
     // Stock and wallet agree with the orders that stand.
     let list = s.get("/api/v1/orders?limit=100", t).await;
-    let live: i64 = list.body["items"].as_array().unwrap().iter().filter(|o| o["status"] != "cancelled").map(|o| o["items"][0]["quantity"].as_i64().unwrap()).sum();
+    let live: i64 = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] != "cancelled")
+        .map(|o| o["items"][0]["quantity"].as_i64().unwrap())
+        .sum();
     assert_eq!(stock(&s, t, &shop.variants[0]).await, 100 - live);
-    let spent: i64 = list.body["items"].as_array().unwrap().iter().filter(|o| o["status"] != "cancelled").map(|o| o["total"].as_i64().unwrap()).sum();
+    let spent: i64 = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] != "cancelled")
+        .map(|o| o["total"].as_i64().unwrap())
+        .sum();
     assert_eq!(balance(&s, t, &shop.customer).await, 1_000_000 - spent);
 }
 
@@ -462,36 +796,124 @@ async fn orders_filter_by_status_customer_and_dates_and_history_pages() {
     let s = start().await;
     let shop = shop(&s, 1, 100).await;
     let t = &shop.owner.token;
-    let second = s.post("/api/v1/customers", t, json!({"name": "Second"})).await.body["id"].as_str().unwrap().to_owned();
-    let place = |customer: String| s.post("/api/v1/orders", t, json!({"customer_id": customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]}));
-    let a = place(shop.customer.clone()).await.body["id"].as_str().unwrap().to_owned();
-    let b = place(second.clone()).await.body["id"].as_str().unwrap().to_owned();
+    let second = s
+        .post("/api/v1/customers", t, json!({"name": "Second"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let place = |customer: String| {
+        s.post("/api/v1/orders", t, json!({"customer_id": customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]}))
+    };
+    let a = place(shop.customer.clone()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = place(second.clone()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     place(shop.customer.clone()).await;
-    s.post(&format!("/api/v1/orders/{a}/status"), t, json!({"status": "paid"})).await;
-    let ids = |r: &Resp| -> Vec<String> { r.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect() };
-    assert_eq!(ids(&s.get("/api/v1/orders?status=paid", t).await), vec![a.clone()]);
-    assert_eq!(ids(&s.get(&format!("/api/v1/orders?customer_id={second}"), t).await), vec![b.clone()]);
+    s.post(
+        &format!("/api/v1/orders/{a}/status"),
+        t,
+        json!({"status": "paid"}),
+    )
+    .await;
+    let ids = |r: &Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&s.get("/api/v1/orders?status=paid", t).await),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&s
+            .get(&format!("/api/v1/orders?customer_id={second}"), t)
+            .await),
+        vec![b.clone()]
+    );
     let today = time::OffsetDateTime::now_utc().date();
     let fmt = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
-    assert_eq!(ids(&s.get(&format!("/api/v1/orders?from={}&to={}", fmt(today), fmt(today)), t).await).len(), 3);
-    assert!(ids(&s.get(&format!("/api/v1/orders?to={}", fmt(today.previous_day().unwrap())), t).await).is_empty());
-    assert!(ids(&s.get(&format!("/api/v1/orders?from={}", fmt(today.next_day().unwrap())), t).await).is_empty());
+    assert_eq!(
+        ids(&s
+            .get(
+                &format!("/api/v1/orders?from={}&to={}", fmt(today), fmt(today)),
+                t
+            )
+            .await)
+        .len(),
+        3
+    );
+    assert!(
+        ids(&s
+            .get(
+                &format!("/api/v1/orders?to={}", fmt(today.previous_day().unwrap())),
+                t
+            )
+            .await)
+        .is_empty()
+    );
+    assert!(
+        ids(&s
+            .get(
+                &format!("/api/v1/orders?from={}", fmt(today.next_day().unwrap())),
+                t
+            )
+            .await)
+        .is_empty()
+    );
     for bad in ["status=lost", "from=yesterday", "to=2026-13-01"] {
-        s.get(&format!("/api/v1/orders?{bad}"), t).await.assert_problem(400, "bad_request");
+        s.get(&format!("/api/v1/orders?{bad}"), t)
+            .await
+            .assert_problem(400, "bad_request");
     }
     // 25 status notes: detail shows the latest 20, /history pages through all.
-    let c = place(shop.customer.clone()).await.body["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/api/v1/orders/{c}/status"), t, json!({"status": "paid"})).await;
-    s.post(&format!("/api/v1/orders/{c}/status"), t, json!({"status": "shipped"})).await;
-    s.post(&format!("/api/v1/orders/{c}/status"), t, json!({"status": "delivered"})).await;
+    let c = place(shop.customer.clone()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        &format!("/api/v1/orders/{c}/status"),
+        t,
+        json!({"status": "paid"}),
+    )
+    .await;
+    s.post(
+        &format!("/api/v1/orders/{c}/status"),
+        t,
+        json!({"status": "shipped"}),
+    )
+    .await;
+    s.post(
+        &format!("/api/v1/orders/{c}/status"),
+        t,
+        json!({"status": "delivered"}),
+    )
+    .await;
     let d = s.get(&format!("/api/v1/orders/{c}"), t).await;
     assert_eq!(d.body["status_history"].as_array().unwrap().len(), 4);
-    let h = s.get(&format!("/api/v1/orders/{c}/history?limit=3"), t).await;
+    let h = s
+        .get(&format!("/api/v1/orders/{c}/history?limit=3"), t)
+        .await;
     assert_eq!(h.body["items"].as_array().unwrap().len(), 3);
     let cursor = h.body["next_cursor"].as_str().unwrap();
-    let rest = s.get(&format!("/api/v1/orders/{c}/history?limit=3&cursor={cursor}"), t).await;
+    let rest = s
+        .get(
+            &format!("/api/v1/orders/{c}/history?limit=3&cursor={cursor}"),
+            t,
+        )
+        .await;
     assert_eq!(rest.body["items"][0]["status"], "placed");
-    s.get("/api/v1/orders/nope/history", t).await.assert_problem(404, "not_found");
+    s.get("/api/v1/orders/nope/history", t)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -503,20 +925,59 @@ async fn roles_and_tenants_guard_orders() {
     let warehouse = s.user_with_role(&shop.owner, "warehouse").await;
     let viewer = s.user_with_role(&shop.owner, "viewer").await;
     let body = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-    assert_eq!(s.post("/api/v1/orders", &sales.token, body.clone()).await.status, 201);
-    s.post("/api/v1/orders", &warehouse.token, body.clone()).await.assert_problem(403, "forbidden");
-    s.post("/api/v1/orders", &viewer.token, body.clone()).await.assert_problem(403, "forbidden");
-    let id = s.post("/api/v1/orders", t, body).await.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.post("/api/v1/orders", &sales.token, body.clone())
+            .await
+            .status,
+        201
+    );
+    s.post("/api/v1/orders", &warehouse.token, body.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    s.post("/api/v1/orders", &viewer.token, body.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    let id = s.post("/api/v1/orders", t, body).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/api/v1/orders/{id}/status");
-    s.post(&path, &warehouse.token, json!({"status": "paid"})).await.assert_problem(403, "forbidden");
-    assert_eq!(s.post(&path, &sales.token, json!({"status": "paid"})).await.status, 200);
-    s.post(&path, &sales.token, json!({"status": "shipped"})).await.assert_problem(403, "forbidden");
-    assert_eq!(s.post(&path, &warehouse.token, json!({"status": "shipped"})).await.status, 200);
-    s.post(&path, &viewer.token, json!({"status": "delivered"})).await.assert_problem(403, "forbidden");
-    assert_eq!(s.get(&format!("/api/v1/orders/{id}"), &viewer.token).await.status, 200);
+    s.post(&path, &warehouse.token, json!({"status": "paid"}))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        s.post(&path, &sales.token, json!({"status": "paid"}))
+            .await
+            .status,
+        200
+    );
+    s.post(&path, &sales.token, json!({"status": "shipped"}))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        s.post(&path, &warehouse.token, json!({"status": "shipped"}))
+            .await
+            .status,
+        200
+    );
+    s.post(&path, &viewer.token, json!({"status": "delivered"}))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        s.get(&format!("/api/v1/orders/{id}"), &viewer.token)
+            .await
+            .status,
+        200
+    );
     let other = s.signup("Other").await;
-    s.get(&format!("/api/v1/orders/{id}"), &other.token).await.assert_problem(404, "not_found");
-    s.post(&path, &other.token, json!({"status": "delivered"})).await.assert_problem(404, "not_found");
-    s.get(&format!("/api/v1/orders/{id}/history"), &other.token).await.assert_problem(404, "not_found");
+    s.get(&format!("/api/v1/orders/{id}"), &other.token)
+        .await
+        .assert_problem(404, "not_found");
+    s.post(&path, &other.token, json!({"status": "delivered"}))
+        .await
+        .assert_problem(404, "not_found");
+    s.get(&format!("/api/v1/orders/{id}/history"), &other.token)
+        .await
+        .assert_problem(404, "not_found");
     assert_eq!(count(&s, &other.token, "/api/v1/orders").await, 0);
 }

@@ -26,7 +26,13 @@ async fn catalog(s: &TestServer, token: &str) -> Catalog {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let mug = s.post("/api/v1/products", token, json!({"name": "Mug", "variants": [{"sku": "MUG", "price": 999, "cost": 1000}]})).await;
+    let mug = s
+        .post(
+            "/api/v1/products",
+            token,
+            json!({"name": "Mug", "variants": [{"sku": "MUG", "price": 999, "cost": 1000}]}),
+        )
+        .await;
     Catalog {
         tee: r.body["variants"][0]["id"].as_str().unwrap().to_owned(),
         cheap: r.body["variants"][1]["id"].as_str().unwrap().to_owned(),
@@ -36,7 +42,13 @@ async fn catalog(s: &TestServer, token: &str) -> Catalog {
 }
 
 async fn customer(s: &TestServer, token: &str, discount_bp: i64) -> String {
-    let r = s.post("/api/v1/customers", token, json!({"name": "Buyer", "discount_bp": discount_bp})).await;
+    let r = s
+        .post(
+            "/api/v1/customers",
+            token,
+            json!({"name": "Buyer", "discount_bp": discount_bp}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["id"].as_str().unwrap().to_owned()
 }
@@ -63,7 +75,10 @@ async fn a_cart_is_priced_with_tiers_discount_and_margins() {
     let lines = r.body["lines"].as_array().unwrap();
     // Tee: tier 10 → 1800; 21600 × 12.5 % = 2700; total 18900;
     // margin (18900 − 14400) × 10000 / 18900 = 2380 < 3000.
-    assert_eq!(lines[0], json!({"variant_id": c.tee, "sku": "TEE", "quantity": 12, "unit_price": 1800, "discount": 2700, "line_total": 18900, "margin_bp": 2380, "margin_ok": false}));
+    assert_eq!(
+        lines[0],
+        json!({"variant_id": c.tee, "sku": "TEE", "quantity": 12, "unit_price": 1800, "discount": 2700, "line_total": 18900, "margin_bp": 2380, "margin_ok": false})
+    );
     // Mug: 999 × 12.5 % = 124.875 → 125; total 874; margin (874 − 1000) × 10000 / 874 = −1441.6 → −1441.
     assert_eq!(lines[1]["discount"], 125);
     assert_eq!(lines[1]["line_total"], 874);
@@ -86,7 +101,13 @@ async fn without_a_customer_there_is_no_discount_and_every_role_may_price() {
     let c = catalog(&s, &o.token).await;
     for role in ["viewer", "warehouse", "sales"] {
         let u = s.user_with_role(&o, role).await;
-        let r = s.post("/api/v1/pricing/calculate", &u.token, json!({"items": [{"variant_id": c.tee, "quantity": 50}]})).await;
+        let r = s
+            .post(
+                "/api/v1/pricing/calculate",
+                &u.token,
+                json!({"items": [{"variant_id": c.tee, "quantity": 50}]}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{role}: {}", r.body);
         assert_eq!(r.body["lines"][0]["unit_price"], 1500);
         assert_eq!(r.body["discount_total"], 0);
@@ -100,20 +121,36 @@ async fn without_a_customer_there_is_no_discount_and_every_role_may_price() {
 async fn pricing_runs_the_same_statements_for_1_and_500_items() {
     let s = start().await;
     let o = s.signup("Bounded").await;
-    let variants: Vec<Value> = (0..100).map(|j| json!({"sku": format!("B-{j}"), "price": 100 + j, "cost": 50})).collect();
+    let variants: Vec<Value> = (0..100)
+        .map(|j| json!({"sku": format!("B-{j}"), "price": 100 + j, "cost": 50}))
+        .collect();
     let mut ids = Vec::new();
     for k in 0..5 {
         let vs: Vec<Value> = variants.iter().map(|v| json!({"sku": format!("{}-{k}", v["sku"].as_str().unwrap()), "price": v["price"], "cost": 50})).collect();
-        let r = s.post("/api/v1/products", &o.token, json!({"name": format!("P{k}"), "variants": vs})).await;
+        let r = s
+            .post(
+                "/api/v1/products",
+                &o.token,
+                json!({"name": format!("P{k}"), "variants": vs}),
+            )
+            .await;
         assert_eq!(r.status, 201);
-        ids.extend(r.body["variants"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            r.body["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_owned()),
+        );
     }
     let buyer = customer(&s, &o.token, 500).await;
     let cart = |n: usize| json!({"customer_id": buyer, "items": ids.iter().take(n).map(|id| json!({"variant_id": id, "quantity": 2})).collect::<Vec<_>>()});
     // Warm the tenant-currency cache so both calls do the same work.
     s.post("/api/v1/pricing/calculate", &o.token, cart(1)).await;
     let one = s.post("/api/v1/pricing/calculate", &o.token, cart(1)).await;
-    let many = s.post("/api/v1/pricing/calculate", &o.token, cart(500)).await;
+    let many = s
+        .post("/api/v1/pricing/calculate", &o.token, cart(500))
+        .await;
     assert_eq!(many.status, 200, "{}", many.body);
     assert_eq!(many.body["lines"].as_array().unwrap().len(), 500);
     assert_eq!(one.statements(), many.statements());
@@ -132,17 +169,43 @@ async fn bad_carts_are_422_naming_each_item() {
     let their_customer = customer(&s, &other.token, 0).await;
     let cases: Vec<(Value, Vec<&str>)> = vec![
         (json!({"items": []}), vec!["items"]),
-        (json!({"items": [{"variant_id": c.tee, "quantity": 0}]}), vec!["items[0].quantity"]),
-        (json!({"items": [{"variant_id": c.tee, "quantity": -2}]}), vec!["items[0].quantity"]),
-        (json!({"items": [{"variant_id": c.tee, "quantity": 1}, {"variant_id": c.tee, "quantity": 2}]}), vec!["items[1].variant_id"]),
-        (json!({"items": [{"variant_id": "nope", "quantity": 1}, {"variant_id": c.mug, "quantity": 1}, {"variant_id": theirs.tee, "quantity": 1}]}), vec!["items[0].variant_id", "items[2].variant_id"]),
-        (json!({"items": [{"variant_id": c.inactive, "quantity": 1}]}), vec!["items[0].variant_id"]),
-        (json!({"customer_id": their_customer, "items": [{"variant_id": c.tee, "quantity": 1}]}), vec!["customer_id"]),
-        (json!({"items": [{"variant_id": c.tee, "quantity": 1_000_000_001i64}]}), vec!["items[0].quantity"]),
-        (json!({"items": [{"variant_id": c.tee, "quantity": "3"}]}), vec!["items[0].quantity"]),
+        (
+            json!({"items": [{"variant_id": c.tee, "quantity": 0}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"items": [{"variant_id": c.tee, "quantity": -2}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"items": [{"variant_id": c.tee, "quantity": 1}, {"variant_id": c.tee, "quantity": 2}]}),
+            vec!["items[1].variant_id"],
+        ),
+        (
+            json!({"items": [{"variant_id": "nope", "quantity": 1}, {"variant_id": c.mug, "quantity": 1}, {"variant_id": theirs.tee, "quantity": 1}]}),
+            vec!["items[0].variant_id", "items[2].variant_id"],
+        ),
+        (
+            json!({"items": [{"variant_id": c.inactive, "quantity": 1}]}),
+            vec!["items[0].variant_id"],
+        ),
+        (
+            json!({"customer_id": their_customer, "items": [{"variant_id": c.tee, "quantity": 1}]}),
+            vec!["customer_id"],
+        ),
+        (
+            json!({"items": [{"variant_id": c.tee, "quantity": 1_000_000_001i64}]}),
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"items": [{"variant_id": c.tee, "quantity": "3"}]}),
+            vec!["items[0].quantity"],
+        ),
     ];
     for (body, fields) in cases {
-        let r = s.post("/api/v1/pricing/calculate", &o.token, body.clone()).await;
+        let r = s
+            .post("/api/v1/pricing/calculate", &o.token, body.clone())
+            .await;
         r.assert_problem(422, "validation_failed");
         let mut got = r.error_fields();
         got.sort();
@@ -150,8 +213,16 @@ async fn bad_carts_are_422_naming_each_item() {
         want.sort();
         assert_eq!(got, want, "{body}");
     }
-    let too_many: Vec<Value> = (0..501).map(|i| json!({"variant_id": format!("v{i}"), "quantity": 1})).collect();
-    let r = s.post("/api/v1/pricing/calculate", &o.token, json!({"items": too_many})).await;
+    let too_many: Vec<Value> = (0..501)
+        .map(|i| json!({"variant_id": format!("v{i}"), "quantity": 1}))
+        .collect();
+    let r = s
+        .post(
+            "/api/v1/pricing/calculate",
+            &o.token,
+            json!({"items": too_many}),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["items"]);
 }
@@ -163,7 +234,13 @@ async fn amounts_that_would_overflow_are_422_not_wrapped() {
     let r = s.post("/api/v1/products", &o.token, json!({"name": "Gold", "variants": [{"sku": "AU", "price": 9_000_000_000_000_000_000i64}]})).await;
     assert_eq!(r.status, 201);
     let v = r.body["variants"][0]["id"].as_str().unwrap().to_owned();
-    let r = s.post("/api/v1/pricing/calculate", &o.token, json!({"items": [{"variant_id": v, "quantity": 2}]})).await;
+    let r = s
+        .post(
+            "/api/v1/pricing/calculate",
+            &o.token,
+            json!({"items": [{"variant_id": v, "quantity": 2}]}),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["items[0].quantity"]);
     assert_eq!(s.get_anon("/health/live").await.status, 200);

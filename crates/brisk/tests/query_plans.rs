@@ -14,8 +14,17 @@ use sqlx::{Executor, Row};
 const STATUSES: [&str; 3] = ["lead", "active", "inactive"];
 
 const TABLES: &[&str] = &[
-    "tenants", "users", "refresh_tokens", "settings", "customers", "customer_tags", "categories", "products",
-    "variants", "product_images", "stock_movements",
+    "tenants",
+    "users",
+    "refresh_tokens",
+    "settings",
+    "customers",
+    "customer_tags",
+    "categories",
+    "products",
+    "variants",
+    "product_images",
+    "stock_movements",
 ];
 
 /// The plan lines that read a whole table.
@@ -40,14 +49,22 @@ fn full_scans(backend: Backend, plan: &[String]) -> Vec<String> {
         .collect()
 }
 
-async fn explain(pool: &sqlx::AnyPool, backend: Backend, statement: &CapturedStatement) -> Vec<String> {
+async fn explain(
+    pool: &sqlx::AnyPool,
+    backend: Backend,
+    statement: &CapturedStatement,
+) -> Vec<String> {
     let mut conn = pool.acquire().await.unwrap();
     if backend == Backend::Postgres {
         // With sequential scans priced out, a Seq Scan in the plan means no
         // index can serve the query at all.
         conn.execute("SET enable_seqscan = off").await.unwrap();
     }
-    let rows = statement.explain(backend).fetch_all(&mut *conn).await.unwrap_or_else(|e| panic!("EXPLAIN {}: {e}", statement.text));
+    let rows = statement
+        .explain(backend)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("EXPLAIN {}: {e}", statement.text));
     rows.iter()
         .map(|r| match backend {
             Backend::Sqlite => r.try_get::<String, _>("detail").unwrap_or_default(),
@@ -60,12 +77,22 @@ async fn explain(pool: &sqlx::AnyPool, backend: Backend, statement: &CapturedSta
 async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
     let log = SqlLog::default();
     let s = start_with(|c| c.sql_log = Some(log.clone())).await;
-    let backend = if is_postgres() { Backend::Postgres } else { Backend::Sqlite };
+    let backend = if is_postgres() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
     let a = s.signup("Plans A").await;
     let b = s.signup("Plans B").await;
 
     // Seed thousands of rows across two tenants.
-    let cat = s.post("/api/v1/categories", &a.token, json!({"name": "Cat"})).await.body["id"].as_str().unwrap().to_owned();
+    let cat = s
+        .post("/api/v1/categories", &a.token, json!({"name": "Cat"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut variant_ids = Vec::new();
     let mut product_ids = Vec::new();
     for i in 0..600 {
@@ -103,7 +130,11 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
             customer_ids.push(r.body["id"].as_str().unwrap().to_owned());
         }
     }
-    let pool = AnyPoolOptions::new().max_connections(1).connect(&s.database_url).await.unwrap();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
+        .await
+        .unwrap();
     pool.execute("ANALYZE").await.unwrap();
     log.take();
 
@@ -113,7 +144,10 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
     let list = s.get("/api/v1/products?limit=5", t).await;
     let cursor = list.body["next_cursor"].as_str().unwrap().to_owned();
     let customers = s.get("/api/v1/customers?limit=5", t).await;
-    let customer_cursor = customers.body["next_cursor"].as_str().unwrap_or("").to_owned();
+    let customer_cursor = customers.body["next_cursor"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     log.take();
     let reads = [
         "/api/v1/products".to_owned(),
@@ -146,21 +180,58 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
         let r = s.get(path, t).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
-    let items: Vec<_> = variant_ids.iter().take(50).map(|id| json!({"variant_id": id, "quantity": 3})).collect();
-    let priced = s.post("/api/v1/pricing/calculate", t, json!({"customer_id": c, "items": items})).await;
+    let items: Vec<_> = variant_ids
+        .iter()
+        .take(50)
+        .map(|id| json!({"variant_id": id, "quantity": 3}))
+        .collect();
+    let priced = s
+        .post(
+            "/api/v1/pricing/calculate",
+            t,
+            json!({"customer_id": c, "items": items}),
+        )
+        .await;
     assert_eq!(priced.status, 200, "{}", priced.body);
     // Writes find their rows by key too.
-    let adj = s.post(&format!("/api/v1/variants/{v}/stock-adjustments"), t, json!({"delta": 1, "reason": "count"})).await;
+    let adj = s
+        .post(
+            &format!("/api/v1/variants/{v}/stock-adjustments"),
+            t,
+            json!({"delta": 1, "reason": "count"}),
+        )
+        .await;
     assert_eq!(adj.status, 200);
-    assert_eq!(s.patch(&format!("/api/v1/products/{p}"), t, json!({"name": "Renamed"})).await.status, 200);
-    assert_eq!(s.patch(&format!("/api/v1/customers/{c}"), t, json!({"name": "Renamed"})).await.status, 200);
+    assert_eq!(
+        s.patch(
+            &format!("/api/v1/products/{p}"),
+            t,
+            json!({"name": "Renamed"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        s.patch(
+            &format!("/api/v1/customers/{c}"),
+            t,
+            json!({"name": "Renamed"})
+        )
+        .await
+        .status,
+        200
+    );
 
     let statements = log.take();
     assert!(statements.len() > reads.len());
     let mut failures = Vec::new();
     for statement in statements.iter().filter(|st| {
         let head = st.text.trim_start().to_ascii_uppercase();
-        head.starts_with("SELECT") || head.starts_with("WITH") || head.starts_with("UPDATE") || head.starts_with("DELETE")
+        head.starts_with("SELECT")
+            || head.starts_with("WITH")
+            || head.starts_with("UPDATE")
+            || head.starts_with("DELETE")
     }) {
         let plan = explain(&pool, backend, statement).await;
         let scans = full_scans(backend, &plan);
@@ -168,5 +239,9 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
             failures.push(format!("{}\n  plan: {plan:?}", statement.text));
         }
     }
-    assert!(failures.is_empty(), "full table scans:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "full table scans:\n{}",
+        failures.join("\n")
+    );
 }

@@ -28,22 +28,18 @@ pub mod as_rfc3339 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_utc_with_z() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_500_000), "1970-01-01T00:00:01.5Z");
-    }
-}
-
 /// A `YYYY-MM-DD` date.
 pub fn parse_date(text: &str) -> Option<time::Date> {
-    time::Date::parse(text.trim(), time::macros::format_description!("[year]-[month]-[day]")).ok()
+    time::Date::parse(
+        text.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 pub fn format_date(date: time::Date) -> String {
-    date.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap_or_default()
+    date.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
 }
 
 /// Micros at 00:00 UTC of `date`.
@@ -55,4 +51,13 @@ pub fn start_of_day_micros(date: time::Date) -> i64 {
 /// Today's date, UTC.
 pub fn today() -> time::Date {
     OffsetDateTime::now_utc().date()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_with_z() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_500_000), "1970-01-01T00:00:01.5Z");
+    }
 }

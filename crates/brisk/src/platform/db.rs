@@ -665,9 +665,11 @@ impl Substring<'_> {
 /// order because the counter row stays locked until the commit. Call it
 /// last, just before committing, to hold that lock briefly.
 pub async fn next_number(tx: &mut Tx, tenant_id: &str, sequence: &str) -> Result<i64, sqlx::Error> {
-    let row = sql("INSERT INTO tenant_counters (tenant_id, name, value) VALUES ($1, $2, 1) \
+    let row = sql(
+        "INSERT INTO tenant_counters (tenant_id, name, value) VALUES ($1, $2, 1) \
                    ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1 \
-                   RETURNING value")
+                   RETURNING value",
+    )
     .bind(tenant_id)
     .bind(sequence)
     .fetch_one(&mut **tx)

@@ -51,7 +51,9 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
         .ok()
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
     Ok(Some(key.to_owned()))
 }
 
@@ -89,10 +91,22 @@ impl Claim {
     }
 }
 
-async fn begin(state: &AppState, tenant_id: &str, route: &'static str, key: &str, request: &str) -> ApiResult<Begin> {
-    let stale_after = i64::try_from(state.config.request_timeout().as_micros()).unwrap_or(i64::MAX).saturating_mul(2);
+async fn begin(
+    state: &AppState,
+    tenant_id: &str,
+    route: &'static str,
+    key: &str,
+    request: &str,
+) -> ApiResult<Begin> {
+    let stale_after = i64::try_from(state.config.request_timeout().as_micros())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(2);
     let deadline = Instant::now() + state.config.request_timeout();
-    let claim = Claim { tenant_id: tenant_id.to_owned(), route, key: key.to_owned() };
+    let claim = Claim {
+        tenant_id: tenant_id.to_owned(),
+        route,
+        key: key.to_owned(),
+    };
     loop {
         let now = now_micros();
         let inserted = sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -127,7 +141,10 @@ async fn begin(state: &AppState, tenant_id: &str, route: &'static str, key: &str
         let status: Option<i64> = sqlx::Row::try_get(&row, "status")?;
         if let Some(status) = status {
             let response: Option<String> = sqlx::Row::try_get(&row, "response")?;
-            return Ok(Begin::Replay(u16::try_from(status).unwrap_or(500), response.unwrap_or_default()));
+            return Ok(Begin::Replay(
+                u16::try_from(status).unwrap_or(500),
+                response.unwrap_or_default(),
+            ));
         }
         let created_at: i64 = sqlx::Row::try_get(&row, "created_at")?;
         if now.saturating_sub(created_at) > stale_after {
@@ -145,7 +162,9 @@ async fn begin(state: &AppState, tenant_id: &str, route: &'static str, key: &str
             }
         }
         if Instant::now() > deadline {
-            return Err(ApiError::unavailable("the first request with this Idempotency-Key is still running; retry shortly"));
+            return Err(ApiError::unavailable(
+                "the first request with this Idempotency-Key is still running; retry shortly",
+            ));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -153,10 +172,18 @@ async fn begin(state: &AppState, tenant_id: &str, route: &'static str, key: &str
 
 fn replay(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if status.is_client_error() || status.is_server_error() { PROBLEM_JSON } else { "application/json" };
+    let content_type = if status.is_client_error() || status.is_server_error() {
+        PROBLEM_JSON
+    } else {
+        "application/json"
+    };
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
 }
 
@@ -193,7 +220,10 @@ where
         }
         Err(err) => {
             let problem = serde_json::to_string(&err.to_problem()).unwrap_or_default();
-            if let Err(store) = claim.record_with(state.db.writer(), err.status, &problem).await {
+            if let Err(store) = claim
+                .record_with(state.db.writer(), err.status, &problem)
+                .await
+            {
                 tracing::warn!(error = %store.detail, "could not remember a refused idempotent request");
                 claim.release(state).await;
             }
@@ -205,8 +235,10 @@ where
 /// Forgets keys older than the retention period; run periodically.
 pub async fn forget_expired(state: &AppState) -> ApiResult<u64> {
     let cutoff = now_micros() - i64::try_from(RETENTION.as_micros()).unwrap_or(i64::MAX);
-    Ok(sql("DELETE FROM idempotency_keys WHERE created_at < $1 AND status IS NOT NULL")
-        .bind(cutoff)
-        .execute(state.db.writer())
-        .await?)
+    Ok(
+        sql("DELETE FROM idempotency_keys WHERE created_at < $1 AND status IS NOT NULL")
+            .bind(cutoff)
+            .execute(state.db.writer())
+            .await?,
+    )
 }

@@ -17,7 +17,13 @@ pub mod topic {
     pub const WALLET_CREDITED: &str = "wallet.credited";
 }
 
-pub async fn publish(tx: &mut Tx, tenant_id: &str, topic: &str, payload: &Value, now: i64) -> ApiResult<()> {
+pub async fn publish(
+    tx: &mut Tx,
+    tenant_id: &str,
+    topic: &str,
+    payload: &Value,
+    now: i64,
+) -> ApiResult<()> {
     sql("INSERT INTO outbox (tenant_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant_id)
         .bind(new_id())

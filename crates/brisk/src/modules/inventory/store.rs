@@ -255,7 +255,12 @@ pub async fn list_stock(
 /// Locks the rows of these variants in id order (PostgreSQL), so that
 /// transactions touching several variants always lock them in the same
 /// order and never deadlock. SQLite's single writer needs no lock.
-pub async fn lock_variants(tx: &mut Tx, backend: crate::platform::db::Backend, tenant_id: &str, ids: &[&str]) -> ApiResult<()> {
+pub async fn lock_variants(
+    tx: &mut Tx,
+    backend: crate::platform::db::Backend,
+    tenant_id: &str,
+    ids: &[&str],
+) -> ApiResult<()> {
     if backend != crate::platform::db::Backend::Postgres || ids.is_empty() {
         return Ok(());
     }
@@ -275,7 +280,13 @@ pub async fn lock_variants(tx: &mut Tx, backend: crate::platform::db::Backend, t
 /// Applies one stock change per variant in a single statement:
 /// `(variant, delta)` pairs; with `guard`, only where the stock stays ≥ 0.
 /// Returns the variants changed, with their new stock.
-async fn apply_deltas(tx: &mut Tx, tenant_id: &str, deltas: &[(&str, i64)], guard: bool, now: i64) -> ApiResult<std::collections::HashMap<String, i64>> {
+async fn apply_deltas(
+    tx: &mut Tx,
+    tenant_id: &str,
+    deltas: &[(&str, i64)],
+    guard: bool,
+    now: i64,
+) -> ApiResult<std::collections::HashMap<String, i64>> {
     let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
     for (i, (id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
@@ -294,7 +305,12 @@ async fn apply_deltas(tx: &mut Tx, tenant_id: &str, deltas: &[(&str, i64)], guar
     q.push(" RETURNING id, stock");
     let rows = q.build().fetch_all(&mut **tx).await?;
     rows.iter()
-        .map(|r| Ok((sqlx::Row::try_get::<String, _>(r, "id")?, sqlx::Row::try_get::<i64, _>(r, "stock")?)))
+        .map(|r| {
+            Ok((
+                sqlx::Row::try_get::<String, _>(r, "id")?,
+                sqlx::Row::try_get::<i64, _>(r, "stock")?,
+            ))
+        })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
@@ -302,7 +318,13 @@ async fn apply_deltas(tx: &mut Tx, tenant_id: &str, deltas: &[(&str, i64)], guar
 /// Takes stock for an order: every line or none. `lines` are `(variant,
 /// quantity, field name for errors)`. 409 `out_of_stock` names each short
 /// line; nothing is written then (the caller's transaction rolls back).
-pub async fn take_stock(tx: &mut Tx, tenant_id: &str, lines: &[(&str, i64, String)], order_id: &str, now: i64) -> ApiResult<()> {
+pub async fn take_stock(
+    tx: &mut Tx,
+    tenant_id: &str,
+    lines: &[(&str, i64, String)],
+    order_id: &str,
+    now: i64,
+) -> ApiResult<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -325,20 +347,38 @@ pub async fn take_stock(tx: &mut Tx, tenant_id: &str, lines: &[(&str, i64, Strin
     }
     let movements: Vec<Movement> = lines
         .iter()
-        .map(|(id, q, _)| Movement::new(id, -q, "order", after.get(*id).copied().unwrap_or(0), Some(order_id)))
+        .map(|(id, q, _)| {
+            Movement::new(
+                id,
+                -q,
+                "order",
+                after.get(*id).copied().unwrap_or(0),
+                Some(order_id),
+            )
+        })
         .collect();
     record_movements(tx, tenant_id, &movements, now).await
 }
 
 /// Puts an order's stock back (a cancellation), with movement rows.
-pub async fn return_stock(tx: &mut Tx, tenant_id: &str, lines: &[(&str, i64)], order_id: &str, now: i64) -> ApiResult<()> {
+pub async fn return_stock(
+    tx: &mut Tx,
+    tenant_id: &str,
+    lines: &[(&str, i64)],
+    order_id: &str,
+    now: i64,
+) -> ApiResult<()> {
     if lines.is_empty() {
         return Ok(());
     }
     let after = apply_deltas(tx, tenant_id, lines, false, now).await?;
     let movements: Vec<Movement> = lines
         .iter()
-        .filter_map(|(id, q)| after.get(*id).map(|stock| Movement::new(id, *q, "order_cancelled", *stock, Some(order_id))))
+        .filter_map(|(id, q)| {
+            after
+                .get(*id)
+                .map(|stock| Movement::new(id, *q, "order_cancelled", *stock, Some(order_id)))
+        })
         .collect();
     record_movements(tx, tenant_id, &movements, now).await
 }

@@ -15,7 +15,13 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] = [Self::Placed, Self::Paid, Self::Shipped, Self::Delivered, Self::Cancelled];
+    pub const ALL: [OrderStatus; 5] = [
+        Self::Placed,
+        Self::Paid,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,7 +43,11 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, to),
-            (Placed, Paid) | (Paid, Shipped) | (Shipped, Delivered) | (Placed, Cancelled) | (Paid, Cancelled)
+            (Placed, Paid)
+                | (Paid, Shipped)
+                | (Shipped, Delivered)
+                | (Placed, Cancelled)
+                | (Paid, Cancelled)
         )
     }
 
@@ -90,10 +100,20 @@ mod tests {
 
     #[test]
     fn only_the_documented_moves_are_allowed() {
-        let allowed = [(Placed, Paid), (Paid, Shipped), (Shipped, Delivered), (Placed, Cancelled), (Paid, Cancelled)];
+        let allowed = [
+            (Placed, Paid),
+            (Paid, Shipped),
+            (Shipped, Delivered),
+            (Placed, Cancelled),
+            (Paid, Cancelled),
+        ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                assert_eq!(from.can_move_to(to), allowed.contains(&(from, to)), "{from:?} → {to:?}");
+                assert_eq!(
+                    from.can_move_to(to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
             }
         }
     }

@@ -73,7 +73,11 @@ pub struct Order {
 }
 
 impl OrderRow {
-    pub fn into_order(self, items: Vec<OrderItem>, status_history: Option<Vec<HistoryEntry>>) -> Order {
+    pub fn into_order(
+        self,
+        items: Vec<OrderItem>,
+        status_history: Option<Vec<HistoryEntry>>,
+    ) -> Order {
         Order {
             id: self.id,
             number: self.number,

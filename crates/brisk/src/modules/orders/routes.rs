@@ -50,13 +50,25 @@ pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, Paym
     let items: Vec<CartItem> = req
         .items
         .iter()
-        .map(|i| CartItem { variant_id: i.variant_id.clone(), quantity: i.quantity, unit_price: None })
+        .map(|i| CartItem {
+            variant_id: i.variant_id.clone(),
+            quantity: i.quantity,
+            unit_price: None,
+        })
         .collect();
     let mut v = Validator::new();
-    v.check(!req.customer_id.trim().is_empty(), "customer_id", "is required");
+    v.check(
+        !req.customer_id.trim().is_empty(),
+        "customer_id",
+        "is required",
+    );
     check_items(&mut v, &items, false);
     let method = PaymentMethod::parse(req.payment_method.trim());
-    v.check(method.is_some(), "payment_method", "must be wallet or invoice");
+    v.check(
+        method.is_some(),
+        "payment_method",
+        "must be wallet or invoice",
+    );
     if let Some(notes) = &req.notes {
         v.optional_text("notes", notes, NOTES_CHARS);
     }
@@ -71,23 +83,35 @@ pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, Paym
     security(("bearer" = [])),
     responses((status = 201, body = Order), (status = 409, body = Problem, description = "out_of_stock, insufficient_funds"),
               (status = 422, body = Problem, description = "validation_failed, idempotency_key_reused")))]
-async fn place_order(State(state): State<AppState>, auth: AuthUser, headers: HeaderMap, body: ApiJson<Value>) -> ApiResult<Response> {
+async fn place_order(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    body: ApiJson<Value>,
+) -> ApiResult<Response> {
     auth.require(Action::WriteSales)?;
     let key = idempotency::key_from(&headers)?;
     let request = body.parse()?;
-    idempotency::once(&state, &auth.tenant_id, "orders.place", key, &request, |claim| async {
-        let req: OrderRequest = from_value(request.clone())?;
-        let (items, payment_method) = check_order_request(&req)?;
-        let new = NewOrder {
-            customer_id: req.customer_id.trim().to_owned(),
-            items,
-            payment_method,
-            notes: req.notes.map(|n| n.trim().to_owned()),
-            prices: LinePrices::Engine,
-            quotation_id: None,
-        };
-        store::place_order(&state, &auth.tenant_id, new, claim).await
-    })
+    idempotency::once(
+        &state,
+        &auth.tenant_id,
+        "orders.place",
+        key,
+        &request,
+        |claim| async {
+            let req: OrderRequest = from_value(request.clone())?;
+            let (items, payment_method) = check_order_request(&req)?;
+            let new = NewOrder {
+                customer_id: req.customer_id.trim().to_owned(),
+                items,
+                payment_method,
+                notes: req.notes.map(|n| n.trim().to_owned()),
+                prices: LinePrices::Engine,
+                quotation_id: None,
+            };
+            store::place_order(&state, &auth.tenant_id, new, claim).await
+        },
+    )
     .await
 }
 
@@ -116,12 +140,18 @@ fn date_param(name: &str, value: Option<&str>) -> ApiResult<Option<time::Date>> 
 /// Orders newest first, by status, customer and date range, with items.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderListParams), security(("bearer" = [])),
     responses((status = 200, description = "{items: [Order], next_cursor}"), (status = 400, body = Problem)))]
-async fn list_orders(State(state): State<AppState>, auth: AuthUser, ApiQuery(p): ApiQuery<OrderListParams>) -> ApiResult<Json<Value>> {
+async fn list_orders(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(p): ApiQuery<OrderListParams>,
+) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| ApiError::bad_request("status must be placed, paid, shipped, delivered or cancelled"))?),
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request("status must be placed, paid, shipped, delivered or cancelled")
+        })?),
     };
     let from = date_param("from", p.from.as_deref())?;
     let to = date_param("to", p.to.as_deref())?;
@@ -129,7 +159,9 @@ async fn list_orders(State(state): State<AppState>, auth: AuthUser, ApiQuery(p):
         status,
         customer_id: p.customer_id.filter(|c| !c.is_empty()),
         from: from.map(clock::start_of_day_micros),
-        until: to.and_then(|d| d.next_day()).map(clock::start_of_day_micros),
+        until: to
+            .and_then(|d| d.next_day())
+            .map(clock::start_of_day_micros),
     };
     let (items, next) = store::list_orders(&state, &auth.tenant_id, &filter, &page).await?;
     Ok(Json(list_response(&items, next, &fields)))
@@ -143,10 +175,17 @@ pub struct FieldsParam {
 /// An order with its items and its latest 20 status changes.
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(FieldsParam), security(("bearer" = [])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
-async fn get_order(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, ApiQuery(p): ApiQuery<FieldsParam>) -> ApiResult<Json<Value>> {
+async fn get_order(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<FieldsParam>,
+) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
     let order = store::order_detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(Json(fields.apply(serde_json::to_value(order).unwrap_or_default())))
+    Ok(Json(
+        fields.apply(serde_json::to_value(order).unwrap_or_default()),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -159,7 +198,12 @@ pub struct ListParams {
 /// An order's whole status history, newest first.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/history", tag = "orders", params(ListParams), security(("bearer" = [])),
     responses((status = 200, description = "{items: [{status, note, created_at}], next_cursor}"), (status = 404, body = Problem)))]
-async fn order_history(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
+async fn order_history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), HISTORY_FIELDS)?;
     let (items, next) = store::history(&state, &auth.tenant_id, &id, &page).await?;
@@ -177,11 +221,19 @@ pub struct StatusChange {
 #[utoipa::path(post, path = "/api/v1/orders/{id}/status", tag = "orders", request_body = StatusChange, security(("bearer" = [])),
     responses((status = 200, body = Order), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem, description = "invalid_transition"), (status = 422, body = Problem)))]
-async fn change_status(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, body: ApiJson<Value>) -> ApiResult<Json<Order>> {
+async fn change_status(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<Value>,
+) -> ApiResult<Json<Order>> {
     let raw = body.parse().unwrap_or(Value::Null);
     // The role a move needs depends on its target; an unreadable target
     // needs at least the sales permission.
-    let target = raw.get("status").and_then(Value::as_str).and_then(OrderStatus::parse);
+    let target = raw
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(OrderStatus::parse);
     auth.require(target.map_or(Action::WriteSales, OrderStatus::required_action))?;
     if !store::order_exists(state.db.reader(), &auth.tenant_id, &id).await? {
         return Err(ApiError::not_found("no such order"));
@@ -189,11 +241,23 @@ async fn change_status(State(state): State<AppState>, auth: AuthUser, Path(id): 
     let req: StatusChange = from_value(raw)?;
     let mut v = Validator::new();
     let to = OrderStatus::parse(req.status.trim());
-    v.check(to.is_some(), "status", "must be placed, paid, shipped, delivered or cancelled");
+    v.check(
+        to.is_some(),
+        "status",
+        "must be placed, paid, shipped, delivered or cancelled",
+    );
     if let Some(note) = &req.note {
         v.optional_text("note", note, 1000);
     }
     v.finish()?;
     let to = to.ok_or_else(ApiError::internal)?;
-    store::change_status(&state, &auth.tenant_id, &id, to, req.note.as_deref().map(str::trim)).await.map(Json)
+    store::change_status(
+        &state,
+        &auth.tenant_id,
+        &id,
+        to,
+        req.note.as_deref().map(str::trim),
+    )
+    .await
+    .map(Json)
 }

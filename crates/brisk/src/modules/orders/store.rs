@@ -40,7 +40,11 @@ pub struct NewOrder {
 
 /// Prices fixed lines against the variants as they are now: the variants
 /// must still be for sale; the quotation's prices stand.
-fn fixed_cart(items: &[CartItem], prices: &[(i64, i64, i64)], variants: &HashMap<String, crate::modules::catalog::VariantForSale>) -> ApiResult<PricedCart> {
+fn fixed_cart(
+    items: &[CartItem],
+    prices: &[(i64, i64, i64)],
+    variants: &HashMap<String, crate::modules::catalog::VariantForSale>,
+) -> ApiResult<PricedCart> {
     // Run the engine for availability checks and sku/product data, then
     // replace the amounts with the agreed ones.
     let mut cart = pricing::price_cart(items, variants, 0)?;
@@ -61,7 +65,8 @@ fn fixed_cart(items: &[CartItem], prices: &[(i64, i64, i64)], variants: &HashMap
             margin_ok: l.margin_ok,
         })
         .collect();
-    cart.totals = pricing::engine::totals(&plain).map_err(|_| ApiError::field("items", "the order's total is too large"))?;
+    cart.totals = pricing::engine::totals(&plain)
+        .map_err(|_| ApiError::field("items", "the order's total is too large"))?;
     Ok(cart)
 }
 
@@ -85,7 +90,12 @@ fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
 /// Places an order: one transaction, a fixed number of statements, all or
 /// nothing. The order of refusals: 422 (customer, variants, amounts), then
 /// 409 `out_of_stock`, then 409 `insufficient_funds`.
-pub async fn place_order(state: &AppState, tenant_id: &str, new: NewOrder, claim: Option<Claim>) -> ApiResult<(StatusCode, Value)> {
+pub async fn place_order(
+    state: &AppState,
+    tenant_id: &str,
+    new: NewOrder,
+    claim: Option<Claim>,
+) -> ApiResult<(StatusCode, Value)> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let body = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
@@ -98,7 +108,14 @@ pub async fn place_order(state: &AppState, tenant_id: &str, new: NewOrder, claim
 
 /// The body of [`place_order`] inside a caller's transaction (quotation
 /// conversion places its order in the transaction that converts it).
-pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, order_id: &str, new: NewOrder, now: i64) -> ApiResult<Value> {
+pub async fn place_order_in(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant_id: &str,
+    order_id: &str,
+    new: NewOrder,
+    now: i64,
+) -> ApiResult<Value> {
     let order_id = order_id.to_owned();
     let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
     inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
@@ -106,7 +123,10 @@ pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, orde
     let variants = pricing::load_variants(&mut **tx, tenant_id, &new.items).await?;
     let Some(customer) = customer else {
         // Report every bad reference at once.
-        let mut errors = vec![FieldError { field: "customer_id".into(), message: "no such customer".into() }];
+        let mut errors = vec![FieldError {
+            field: "customer_id".into(),
+            message: "no such customer".into(),
+        }];
         if let Err(e) = pricing::price_cart(&new.items, &variants, 0) {
             errors.extend(e.errors);
         }
@@ -120,11 +140,25 @@ pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, orde
         .lines
         .iter()
         .enumerate()
-        .map(|(i, l)| (l.variant_id.as_str(), l.quantity, format!("items[{i}].quantity")))
+        .map(|(i, l)| {
+            (
+                l.variant_id.as_str(),
+                l.quantity,
+                format!("items[{i}].quantity"),
+            )
+        })
         .collect();
     inventory::take_stock(tx, tenant_id, &lines, &order_id, now).await?;
     if new.payment_method == PaymentMethod::Wallet {
-        wallet::debit(tx, tenant_id, &new.customer_id, cart.totals.total, &order_id, now).await?;
+        wallet::debit(
+            tx,
+            tenant_id,
+            &new.customer_id,
+            cart.totals.total,
+            &order_id,
+            now,
+        )
+        .await?;
     }
     let status = new.payment_method.initial_status();
     let items = items_of(&order_id, &cart.lines);
@@ -136,11 +170,31 @@ pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, orde
         if i > 0 {
             q.push(", ");
         }
-        q.push("(").bind(tenant_id).push(", ").bind(order_id.as_str()).push(", ").bind(i as i64)
-            .push(", ").bind(item.variant_id.as_str()).push(", ").bind(item.product_id.as_str())
-            .push(", ").bind(item.product_name.as_str()).push(", ").bind(item.sku.as_str())
-            .push(", ").bind(item.quantity).push(", ").bind(item.unit_price).push(", ").bind(line.unit_cost)
-            .push(", ").bind(item.discount).push(", ").bind(item.line_total).push(")");
+        q.push("(")
+            .bind(tenant_id)
+            .push(", ")
+            .bind(order_id.as_str())
+            .push(", ")
+            .bind(i as i64)
+            .push(", ")
+            .bind(item.variant_id.as_str())
+            .push(", ")
+            .bind(item.product_id.as_str())
+            .push(", ")
+            .bind(item.product_name.as_str())
+            .push(", ")
+            .bind(item.sku.as_str())
+            .push(", ")
+            .bind(item.quantity)
+            .push(", ")
+            .bind(item.unit_price)
+            .push(", ")
+            .bind(line.unit_cost)
+            .push(", ")
+            .bind(item.discount)
+            .push(", ")
+            .bind(item.line_total)
+            .push(")");
     }
     let number = order_number(next_number(tx, tenant_id, "orders").await?);
     sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
@@ -182,7 +236,14 @@ pub async fn place_order_in(state: &AppState, tx: &mut Tx, tenant_id: &str, orde
     Ok(body)
 }
 
-async fn insert_history(tx: &mut Tx, tenant_id: &str, order_id: &str, status: OrderStatus, note: Option<&str>, now: i64) -> ApiResult<HistoryEntry> {
+async fn insert_history(
+    tx: &mut Tx,
+    tenant_id: &str,
+    order_id: &str,
+    status: OrderStatus,
+    note: Option<&str>,
+    now: i64,
+) -> ApiResult<HistoryEntry> {
     let entry = HistoryEntry {
         id: new_id(),
         status: status.as_str().to_owned(),
@@ -205,19 +266,42 @@ fn order_not_found() -> ApiError {
     ApiError::not_found("no such order")
 }
 
-async fn order_row<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Option<OrderRow>> {
-    Ok(sql_order_by_id().bind(tenant_id).bind(id).fetch_optional_as::<_, OrderRow>(ex).await?)
+async fn order_row<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<Option<OrderRow>> {
+    Ok(sql_order_by_id()
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional_as::<_, OrderRow>(ex)
+        .await?)
 }
 
-pub async fn order_exists<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, id: &str) -> ApiResult<bool> {
-    Ok(sql("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2").bind(tenant_id).bind(id).fetch_optional(ex).await?.is_some())
+pub async fn order_exists<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<bool> {
+    Ok(sql("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .is_some())
 }
 
 fn sql_order_by_id() -> crate::platform::db::Sql {
-    crate::platform::db::sql_owned(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"))
+    crate::platform::db::sql_owned(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
+    ))
 }
 
-async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, order_ids: &[&str]) -> ApiResult<HashMap<String, Vec<OrderItem>>> {
+async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    order_ids: &[&str],
+) -> ApiResult<HashMap<String, Vec<OrderItem>>> {
     let mut by_order: HashMap<String, Vec<OrderItem>> = HashMap::new();
     if order_ids.is_empty() {
         return Ok(by_order);
@@ -235,13 +319,24 @@ async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: 
     }
     q.push(") ORDER BY order_id, position");
     for item in q.build().fetch_all_as::<_, OrderItem>(ex).await? {
-        by_order.entry(item.order_id.clone()).or_default().push(item);
+        by_order
+            .entry(item.order_id.clone())
+            .or_default()
+            .push(item);
     }
     Ok(by_order)
 }
 
-async fn history_page<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, order_id: &str, limit: i64, after: Option<&Cursor>) -> ApiResult<Vec<HistoryEntry>> {
-    let mut q = SqlBuilder::new("SELECT id, status, note, created_at FROM order_status_history WHERE tenant_id = ");
+async fn history_page<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    order_id: &str,
+    limit: i64,
+    after: Option<&Cursor>,
+) -> ApiResult<Vec<HistoryEntry>> {
+    let mut q = SqlBuilder::new(
+        "SELECT id, status, note, created_at FROM order_status_history WHERE tenant_id = ",
+    );
     q.bind(tenant_id)
         .push(" AND order_id = ")
         .bind(order_id)
@@ -256,19 +351,39 @@ pub async fn order_detail<'c, E>(ex: E, tenant_id: &str, id: &str) -> ApiResult<
 where
     E: Executor<'c, Database = Any> + Copy,
 {
-    let row = order_row(ex, tenant_id, id).await?.ok_or_else(order_not_found)?;
-    let items = items_of_orders(ex, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
+    let row = order_row(ex, tenant_id, id)
+        .await?
+        .ok_or_else(order_not_found)?;
+    let items = items_of_orders(ex, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
     let history = history_page(ex, tenant_id, id, HISTORY_IN_DETAIL, None).await?;
     Ok(row.into_order(items, Some(history)))
 }
 
-pub async fn history(state: &AppState, tenant_id: &str, order_id: &str, page: &Page) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
+pub async fn history(
+    state: &AppState,
+    tenant_id: &str,
+    order_id: &str,
+    page: &Page,
+) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
     let db = state.db.reader();
     if order_row(db, tenant_id, order_id).await?.is_none() {
         return Err(order_not_found());
     }
-    let rows = history_page(db, tenant_id, order_id, page.fetch_limit(), page.after.as_ref()).await?;
-    Ok(page.finish(rows, |h| Cursor { created_at: h.created_at, id: h.id.clone() }))
+    let rows = history_page(
+        db,
+        tenant_id,
+        order_id,
+        page.fetch_limit(),
+        page.after.as_ref(),
+    )
+    .await?;
+    Ok(page.finish(rows, |h| Cursor {
+        created_at: h.created_at,
+        id: h.id.clone(),
+    }))
 }
 
 #[derive(Debug, Default)]
@@ -282,9 +397,16 @@ pub struct OrderFilter {
 }
 
 /// Orders newest first, with their items: two statements per page.
-pub async fn list_orders(state: &AppState, tenant_id: &str, filter: &OrderFilter, page: &Page) -> ApiResult<(Vec<Order>, Option<String>)> {
+pub async fn list_orders(
+    state: &AppState,
+    tenant_id: &str,
+    filter: &OrderFilter,
+    page: &Page,
+) -> ApiResult<(Vec<Order>, Option<String>)> {
     let db = state.db.reader();
-    let mut q = SqlBuilder::new(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "));
+    let mut q = SqlBuilder::new(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
+    ));
     q.bind(tenant_id);
     if let Some(status) = filter.status {
         q.push(" AND status = ").bind(status.as_str());
@@ -302,7 +424,10 @@ pub async fn list_orders(state: &AppState, tenant_id: &str, filter: &OrderFilter
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(page.fetch_limit());
     let rows = q.build().fetch_all_as::<_, OrderRow>(db).await?;
-    let (rows, next) = page.finish(rows, |o| Cursor { created_at: o.created_at, id: o.id.clone() });
+    let (rows, next) = page.finish(rows, |o| Cursor {
+        created_at: o.created_at,
+        id: o.id.clone(),
+    });
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut items = items_of_orders(db, tenant_id, &ids).await?;
     let orders = rows
@@ -317,12 +442,29 @@ pub async fn list_orders(state: &AppState, tenant_id: &str, filter: &OrderFilter
 
 /// Moves an order along its lifecycle in one transaction; cancelling puts
 /// the stock back and refunds a wallet payment.
-pub async fn change_status(state: &AppState, tenant_id: &str, id: &str, to: OrderStatus, note: Option<&str>) -> ApiResult<Order> {
+pub async fn change_status(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+    to: OrderStatus,
+    note: Option<&str>,
+) -> ApiResult<Order> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let row = order_row(&mut *tx, tenant_id, id).await?.ok_or_else(order_not_found)?;
+    let row = order_row(&mut *tx, tenant_id, id)
+        .await?
+        .ok_or_else(order_not_found)?;
     let from = OrderStatus::parse(&row.status).ok_or_else(ApiError::internal)?;
-    let refuse = || ApiError::conflict("invalid_transition", format!("an order that is {} cannot become {}", from.as_str(), to.as_str()));
+    let refuse = || {
+        ApiError::conflict(
+            "invalid_transition",
+            format!(
+                "an order that is {} cannot become {}",
+                from.as_str(),
+                to.as_str()
+            ),
+        )
+    };
     if !from.can_move_to(to) {
         return Err(refuse());
     }
@@ -339,8 +481,14 @@ pub async fn change_status(state: &AppState, tenant_id: &str, id: &str, to: Orde
         return Err(refuse());
     }
     if to == OrderStatus::Cancelled {
-        let items = items_of_orders(&mut *tx, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
-        let lines: Vec<(&str, i64)> = items.iter().map(|i| (i.variant_id.as_str(), i.quantity)).collect();
+        let items = items_of_orders(&mut *tx, tenant_id, &[id])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
+        let lines: Vec<(&str, i64)> = items
+            .iter()
+            .map(|i| (i.variant_id.as_str(), i.quantity))
+            .collect();
         let ids: Vec<&str> = lines.iter().map(|(v, _)| *v).collect();
         inventory::lock_variants(&mut tx, state.db.backend(), tenant_id, &ids).await?;
         inventory::return_stock(&mut tx, tenant_id, &lines, id, now).await?;

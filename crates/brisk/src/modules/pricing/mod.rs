@@ -76,17 +76,26 @@ pub fn check_items(v: &mut Validator, items: &[CartItem], allow_unit_price: bool
     let mut seen = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let f = format!("items[{i}]");
-        v.check(!item.variant_id.trim().is_empty(), format!("{f}.variant_id"), "is required");
+        v.check(
+            !item.variant_id.trim().is_empty(),
+            format!("{f}.variant_id"),
+            "is required",
+        );
         v.check(
             (1..=MAX_QUANTITY).contains(&item.quantity),
             format!("{f}.quantity"),
             format!("must be between 1 and {MAX_QUANTITY}"),
         );
         if let Some(first) = seen.insert(item.variant_id.as_str(), i) {
-            v.error(format!("{f}.variant_id"), format!("repeats items[{first}]: name each variant once"));
+            v.error(
+                format!("{f}.variant_id"),
+                format!("repeats items[{first}]: name each variant once"),
+            );
         }
         match item.unit_price {
-            Some(_) if !allow_unit_price => v.error(format!("{f}.unit_price"), "is not accepted here"),
+            Some(_) if !allow_unit_price => {
+                v.error(format!("{f}.unit_price"), "is not accepted here")
+            }
             Some(p) if p < 0 => v.error(format!("{f}.unit_price"), "must not be negative"),
             _ => {}
         }
@@ -94,7 +103,11 @@ pub fn check_items(v: &mut Validator, items: &[CartItem], allow_unit_price: bool
 }
 
 /// Loads every variant of the cart in one statement.
-pub async fn load_variants<'c, E>(ex: E, tenant_id: &str, items: &[CartItem]) -> ApiResult<HashMap<String, VariantForSale>>
+pub async fn load_variants<'c, E>(
+    ex: E,
+    tenant_id: &str,
+    items: &[CartItem],
+) -> ApiResult<HashMap<String, VariantForSale>>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -104,16 +117,26 @@ where
 
 /// Prices a cart whose variants are loaded. Unknown or unsellable variants
 /// and overflowing amounts are a 422 naming each line.
-pub fn price_cart(items: &[CartItem], variants: &HashMap<String, VariantForSale>, discount_bp: i64) -> ApiResult<PricedCart> {
+pub fn price_cart(
+    items: &[CartItem],
+    variants: &HashMap<String, VariantForSale>,
+    discount_bp: i64,
+) -> ApiResult<PricedCart> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Some(v) = variants.get(&item.variant_id) else {
-            errors.push(FieldError { field: format!("items[{i}].variant_id"), message: "no such variant".into() });
+            errors.push(FieldError {
+                field: format!("items[{i}].variant_id"),
+                message: "no such variant".into(),
+            });
             continue;
         };
         if v.active == 0 || v.product_active == 0 {
-            errors.push(FieldError { field: format!("items[{i}].variant_id"), message: "is not for sale (inactive)".into() });
+            errors.push(FieldError {
+                field: format!("items[{i}].variant_id"),
+                message: "is not for sale (inactive)".into(),
+            });
             continue;
         }
         let priced_variant = PricedVariant {
@@ -134,7 +157,8 @@ pub fn price_cart(items: &[CartItem], variants: &HashMap<String, VariantForSale>
         return Err(ApiError::validation(errors));
     }
     let plain: Vec<Line> = lines.iter().map(as_line).collect();
-    let totals = engine::totals(&plain).map_err(|_| ApiError::field("items", "the cart's total is too large"))?;
+    let totals = engine::totals(&plain)
+        .map_err(|_| ApiError::field("items", "the cart's total is too large"))?;
     Ok(PricedCart { lines, totals })
 }
 

@@ -44,22 +44,32 @@ pub struct PricingResponse {
 /// at most, whatever the number of items.
 #[utoipa::path(post, path = "/api/v1/pricing/calculate", tag = "pricing", request_body = PricingRequest, security(("bearer" = [])),
     responses((status = 200, body = PricingResponse), (status = 422, body = Problem)))]
-async fn calculate(State(state): State<AppState>, auth: AuthUser, body: ApiJson<PricingRequest>) -> ApiResult<Json<PricingResponse>> {
+async fn calculate(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: ApiJson<PricingRequest>,
+) -> ApiResult<Json<PricingResponse>> {
     let req = body.parse()?;
     let items: Vec<CartItem> = req
         .items
         .into_iter()
-        .map(|i| CartItem { variant_id: i.variant_id, quantity: i.quantity, unit_price: None })
+        .map(|i| CartItem {
+            variant_id: i.variant_id,
+            quantity: i.quantity,
+            unit_price: None,
+        })
         .collect();
     let mut v = Validator::new();
     check_items(&mut v, &items, false);
     v.finish()?;
     let db = state.db.reader();
     let discount_bp = match &req.customer_id {
-        Some(id) => crm::customer_discount(db, &auth.tenant_id, id)
-            .await?
-            .ok_or_else(|| ApiError::field("customer_id", "no such customer"))?
-            .discount_bp,
+        Some(id) => {
+            crm::customer_discount(db, &auth.tenant_id, id)
+                .await?
+                .ok_or_else(|| ApiError::field("customer_id", "no such customer"))?
+                .discount_bp
+        }
         None => 0,
     };
     let variants = load_variants(db, &auth.tenant_id, &items).await?;

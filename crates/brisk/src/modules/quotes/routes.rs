@@ -61,7 +61,14 @@ pub struct QuotationPatch {
 }
 
 fn cart_items(items: &[QuotationItem]) -> Vec<CartItem> {
-    items.iter().map(|i| CartItem { variant_id: i.variant_id.clone(), quantity: i.quantity, unit_price: i.unit_price }).collect()
+    items
+        .iter()
+        .map(|i| CartItem {
+            variant_id: i.variant_id.clone(),
+            quantity: i.quantity,
+            unit_price: i.unit_price,
+        })
+        .collect()
 }
 
 fn check_valid_until(v: &mut Validator, text: &str) -> Option<String> {
@@ -79,7 +86,11 @@ fn check_valid_until(v: &mut Validator, text: &str) -> Option<String> {
 }
 
 fn check_input(v: &mut Validator, input: &QuotationInput) {
-    v.check(!input.customer_id.trim().is_empty(), "customer_id", "is required");
+    v.check(
+        !input.customer_id.trim().is_empty(),
+        "customer_id",
+        "is required",
+    );
     check_items(v, &input.items, true);
     if let Some(notes) = &input.notes {
         v.optional_text("notes", notes, NOTES_CHARS);
@@ -89,13 +100,19 @@ fn check_input(v: &mut Validator, input: &QuotationInput) {
 /// Create a draft quotation, priced by the pricing engine or at explicit prices.
 #[utoipa::path(post, path = "/api/v1/quotations", tag = "quotations", request_body = NewQuotation, security(("bearer" = [])),
     responses((status = 201, body = Quotation), (status = 422, body = Problem, description = "validation_failed, margin_too_low")))]
-async fn create(State(state): State<AppState>, auth: AuthUser, body: ApiJson<NewQuotation>) -> ApiResult<impl IntoResponse> {
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: ApiJson<NewQuotation>,
+) -> ApiResult<impl IntoResponse> {
     auth.require(Action::WriteSales)?;
     let req = body.parse()?;
     let mut v = Validator::new();
     let valid_until = match &req.valid_until {
         Some(text) => check_valid_until(&mut v, text).unwrap_or_default(),
-        None => clock::format_date(clock::today().saturating_add(time::Duration::days(DEFAULT_VALIDITY_DAYS))),
+        None => clock::format_date(
+            clock::today().saturating_add(time::Duration::days(DEFAULT_VALIDITY_DAYS)),
+        ),
     };
     let input = QuotationInput {
         customer_id: req.customer_id.trim().to_owned(),
@@ -122,14 +139,23 @@ pub struct ListParams {
 /// Quotations newest first, by status and customer.
 #[utoipa::path(get, path = "/api/v1/quotations", tag = "quotations", params(ListParams), security(("bearer" = [])),
     responses((status = 200, description = "{items: [Quotation], next_cursor}"), (status = 400, body = Problem)))]
-async fn list(State(state): State<AppState>, auth: AuthUser, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
     let status = p.status.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = status
-        && !matches!(s, "draft" | "sent" | "accepted" | "rejected" | "converted" | "expired")
+        && !matches!(
+            s,
+            "draft" | "sent" | "accepted" | "rejected" | "converted" | "expired"
+        )
     {
-        return Err(ApiError::bad_request("status must be draft, sent, accepted, rejected, converted or expired"));
+        return Err(ApiError::bad_request(
+            "status must be draft, sent, accepted, rejected, converted or expired",
+        ));
     }
     let customer_id = p.customer_id.as_deref().filter(|c| !c.is_empty());
     let (items, next) = store::list(&state, &auth.tenant_id, status, customer_id, &page).await?;
@@ -144,16 +170,28 @@ pub struct FieldsParam {
 /// A quotation with its lines.
 #[utoipa::path(get, path = "/api/v1/quotations/{id}", tag = "quotations", params(FieldsParam), security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem)))]
-async fn get(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, ApiQuery(p): ApiQuery<FieldsParam>) -> ApiResult<Json<Value>> {
+async fn get(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<FieldsParam>,
+) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
     let q = store::detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(Json(fields.apply(serde_json::to_value(q).unwrap_or_default())))
+    Ok(Json(
+        fields.apply(serde_json::to_value(q).unwrap_or_default()),
+    ))
 }
 
 /// Edit a draft (anything else is 409 `invalid_transition`); re-prices it.
 #[utoipa::path(patch, path = "/api/v1/quotations/{id}", tag = "quotations", request_body = QuotationPatch, security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn patch(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, body: ApiJson<QuotationPatch>) -> ApiResult<Json<Quotation>> {
+async fn patch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ApiJson<QuotationPatch>,
+) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
     if !store::exists(&state, &auth.tenant_id, &id).await? {
         return Err(ApiError::not_found("no such quotation"));
@@ -177,32 +215,58 @@ async fn patch(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Str
     }
     check_input(&mut v, &input);
     v.finish()?;
-    store::edit(&state, &auth.tenant_id, &id, input).await.map(Json)
+    store::edit(&state, &auth.tenant_id, &id, input)
+        .await
+        .map(Json)
 }
 
-async fn move_quotation(state: &AppState, auth: &AuthUser, id: &str, from: &str, to: &str, action: &str) -> ApiResult<Json<Quotation>> {
+async fn move_quotation(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    from: &str,
+    to: &str,
+    action: &str,
+) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
-    store::transition(state, &auth.tenant_id, id, from, to, action).await.map(Json)
+    store::transition(state, &auth.tenant_id, id, from, to, action)
+        .await
+        .map(Json)
 }
 
 /// draft → sent.
 #[utoipa::path(post, path = "/api/v1/quotations/{id}/send", tag = "quotations", security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn send(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, _body: ActionJson<Value>) -> ApiResult<Json<Quotation>> {
+async fn send(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    _body: ActionJson<Value>,
+) -> ApiResult<Json<Quotation>> {
     move_quotation(&state, &auth, &id, "draft", "sent", "sent").await
 }
 
 /// sent → accepted.
 #[utoipa::path(post, path = "/api/v1/quotations/{id}/accept", tag = "quotations", security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn accept(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, _body: ActionJson<Value>) -> ApiResult<Json<Quotation>> {
+async fn accept(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    _body: ActionJson<Value>,
+) -> ApiResult<Json<Quotation>> {
     move_quotation(&state, &auth, &id, "sent", "accepted", "accepted").await
 }
 
 /// sent → rejected.
 #[utoipa::path(post, path = "/api/v1/quotations/{id}/reject", tag = "quotations", security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn reject(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, _body: ActionJson<Value>) -> ApiResult<Json<Quotation>> {
+async fn reject(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    _body: ActionJson<Value>,
+) -> ApiResult<Json<Quotation>> {
     move_quotation(&state, &auth, &id, "sent", "rejected", "rejected").await
 }
 
@@ -215,7 +279,12 @@ pub struct ConvertRequest {
 /// accepted → converted: places the order at the quotation's prices.
 #[utoipa::path(post, path = "/api/v1/quotations/{id}/convert", tag = "quotations", request_body = ConvertRequest, security(("bearer" = [])),
     responses((status = 201, body = Order), (status = 404, body = Problem), (status = 409, body = Problem, description = "invalid_transition, out_of_stock, insufficient_funds"), (status = 422, body = Problem)))]
-async fn convert(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, body: ActionJson<ConvertRequest>) -> ApiResult<impl IntoResponse> {
+async fn convert(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    body: ActionJson<ConvertRequest>,
+) -> ApiResult<impl IntoResponse> {
     auth.require(Action::WriteSales)?;
     if !store::exists(&state, &auth.tenant_id, &id).await? {
         return Err(ApiError::not_found("no such quotation"));
@@ -223,7 +292,8 @@ async fn convert(State(state): State<AppState>, auth: AuthUser, Path(id): Path<S
     let req = body.parse()?;
     let method = match req.payment_method.as_deref().map(str::trim) {
         None => PaymentMethod::Invoice,
-        Some(m) => PaymentMethod::parse(m).ok_or_else(|| ApiError::field("payment_method", "must be wallet or invoice"))?,
+        Some(m) => PaymentMethod::parse(m)
+            .ok_or_else(|| ApiError::field("payment_method", "must be wallet or invoice"))?,
     };
     let order = store::convert(&state, &auth.tenant_id, &id, method).await?;
     Ok((StatusCode::CREATED, Json(order)))

@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use sqlx::{Any, Executor, FromRow};
 
 use crate::app::AppState;
+use crate::modules::crm;
 use crate::modules::orders::{self, LinePrices, NewOrder, PaymentMethod};
 use crate::modules::pricing::{self, CartItem, PricedCart};
-use crate::modules::crm;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql, sql_owned};
 use crate::platform::http::error::{ApiError, ApiResult, FieldError};
@@ -80,8 +80,19 @@ pub struct Quotation {
 }
 
 pub const QUOTATION_FIELDS: &[&str] = &[
-    "id", "number", "status", "customer_id", "items", "subtotal", "discount_total", "total", "valid_until", "notes",
-    "order_id", "created_at", "updated_at",
+    "id",
+    "number",
+    "status",
+    "customer_id",
+    "items",
+    "subtotal",
+    "discount_total",
+    "total",
+    "valid_until",
+    "notes",
+    "order_id",
+    "created_at",
+    "updated_at",
 ];
 
 /// The status a quotation reads as today.
@@ -140,7 +151,10 @@ async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResul
     let customer = crm::customer_discount(&mut **tx, tenant_id, &input.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &input.items).await?;
     let Some(customer) = customer else {
-        let mut errors = vec![FieldError { field: "customer_id".into(), message: "no such customer".into() }];
+        let mut errors = vec![FieldError {
+            field: "customer_id".into(),
+            message: "no such customer".into(),
+        }];
         if let Err(e) = pricing::price_cart(&input.items, &variants, 0) {
             errors.extend(e.errors);
         }
@@ -155,17 +169,30 @@ async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResul
         .filter(|(_, (line, item))| item.unit_price.is_some() && !line.margin_ok)
         .map(|(i, (line, _))| FieldError {
             field: format!("items[{i}].unit_price"),
-            message: format!("margin {} bp is below the product's minimum of {} bp", line.margin_bp, line.min_margin_bp),
+            message: format!(
+                "margin {} bp is below the product's minimum of {} bp",
+                line.margin_bp, line.min_margin_bp
+            ),
         })
         .collect();
     if !too_low.is_empty() {
-        return Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "margin_too_low", "an explicit price is below the product's minimum margin")
-            .with_errors(too_low));
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "margin_too_low",
+            "an explicit price is below the product's minimum margin",
+        )
+        .with_errors(too_low));
     }
     Ok(cart)
 }
 
-async fn write_lines(tx: &mut Tx, tenant_id: &str, quotation_id: &str, cart: &PricedCart, items: &[CartItem]) -> ApiResult<Vec<QuotationLine>> {
+async fn write_lines(
+    tx: &mut Tx,
+    tenant_id: &str,
+    quotation_id: &str,
+    cart: &PricedCart,
+    items: &[CartItem],
+) -> ApiResult<Vec<QuotationLine>> {
     let lines: Vec<QuotationLine> = cart
         .lines
         .iter()
@@ -191,16 +218,41 @@ async fn write_lines(tx: &mut Tx, tenant_id: &str, quotation_id: &str, cart: &Pr
         if i > 0 {
             q.push(", ");
         }
-        q.push("(").bind(tenant_id).push(", ").bind(quotation_id).push(", ").bind(i as i64)
-            .push(", ").bind(l.variant_id.as_str()).push(", ").bind(l.sku.as_str()).push(", ").bind(l.quantity)
-            .push(", ").bind(l.unit_price).push(", ").bind(l.explicit_price).push(", ").bind(l.discount)
-            .push(", ").bind(l.line_total).push(", ").bind(l.margin_bp).push(", ").bind(l.margin_ok).push(")");
+        q.push("(")
+            .bind(tenant_id)
+            .push(", ")
+            .bind(quotation_id)
+            .push(", ")
+            .bind(i as i64)
+            .push(", ")
+            .bind(l.variant_id.as_str())
+            .push(", ")
+            .bind(l.sku.as_str())
+            .push(", ")
+            .bind(l.quantity)
+            .push(", ")
+            .bind(l.unit_price)
+            .push(", ")
+            .bind(l.explicit_price)
+            .push(", ")
+            .bind(l.discount)
+            .push(", ")
+            .bind(l.line_total)
+            .push(", ")
+            .bind(l.margin_bp)
+            .push(", ")
+            .bind(l.margin_ok)
+            .push(")");
     }
     q.build().execute(&mut **tx).await?;
     Ok(lines)
 }
 
-pub async fn create(state: &AppState, tenant_id: &str, input: QuotationInput) -> ApiResult<Quotation> {
+pub async fn create(
+    state: &AppState,
+    tenant_id: &str,
+    input: QuotationInput,
+) -> ApiResult<Quotation> {
     let now = now_micros();
     let id = new_id();
     let mut tx = state.db.begin().await?;
@@ -241,19 +293,36 @@ pub async fn create(state: &AppState, tenant_id: &str, input: QuotationInput) ->
     .into_quotation(lines, &today()))
 }
 
-async fn row<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Option<QuotationRow>> {
-    Ok(sql_owned(format!("SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional_as::<_, QuotationRow>(ex)
-        .await?)
+async fn row<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<Option<QuotationRow>> {
+    Ok(sql_owned(format!(
+        "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional_as::<_, QuotationRow>(ex)
+    .await?)
 }
 
 pub async fn exists(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<bool> {
-    Ok(sql("SELECT 1 FROM quotations WHERE tenant_id = $1 AND id = $2").bind(tenant_id).bind(id).fetch_optional(state.db.reader()).await?.is_some())
+    Ok(
+        sql("SELECT 1 FROM quotations WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(state.db.reader())
+            .await?
+            .is_some(),
+    )
 }
 
-async fn lines_of<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, ids: &[&str]) -> ApiResult<HashMap<String, Vec<QuotationLine>>> {
+async fn lines_of<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    tenant_id: &str,
+    ids: &[&str],
+) -> ApiResult<HashMap<String, Vec<QuotationLine>>> {
     let mut by_quotation: HashMap<String, Vec<QuotationLine>> = HashMap::new();
     if ids.is_empty() {
         return Ok(by_quotation);
@@ -271,29 +340,51 @@ async fn lines_of<'c, E: Executor<'c, Database = Any>>(ex: E, tenant_id: &str, i
     }
     q.push(") ORDER BY quotation_id, position");
     for line in q.build().fetch_all_as::<_, QuotationLine>(ex).await? {
-        by_quotation.entry(line.quotation_id.clone()).or_default().push(line);
+        by_quotation
+            .entry(line.quotation_id.clone())
+            .or_default()
+            .push(line);
     }
     Ok(by_quotation)
 }
 
-pub async fn detail<'c, E: Executor<'c, Database = Any> + Copy>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Quotation> {
+pub async fn detail<'c, E: Executor<'c, Database = Any> + Copy>(
+    ex: E,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<Quotation> {
     let r = row(ex, tenant_id, id).await?.ok_or_else(not_found)?;
-    let lines = lines_of(ex, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
+    let lines = lines_of(ex, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
     Ok(r.into_quotation(lines, &today()))
 }
 
-pub async fn list(state: &AppState, tenant_id: &str, status: Option<&str>, customer_id: Option<&str>, page: &Page) -> ApiResult<(Vec<Quotation>, Option<String>)> {
+pub async fn list(
+    state: &AppState,
+    tenant_id: &str,
+    status: Option<&str>,
+    customer_id: Option<&str>,
+    page: &Page,
+) -> ApiResult<(Vec<Quotation>, Option<String>)> {
     let db = state.db.reader();
     let today = today();
-    let mut q = SqlBuilder::new(&format!("SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = "));
+    let mut q = SqlBuilder::new(&format!(
+        "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = "
+    ));
     q.bind(tenant_id);
     match status {
         None => {}
         Some("expired") => {
-            q.push(" AND status IN ('draft', 'sent') AND valid_until < ").bind(today.as_str());
+            q.push(" AND status IN ('draft', 'sent') AND valid_until < ")
+                .bind(today.as_str());
         }
         Some(s @ ("draft" | "sent")) => {
-            q.push(" AND status = ").bind(s).push(" AND valid_until >= ").bind(today.as_str());
+            q.push(" AND status = ")
+                .bind(s)
+                .push(" AND valid_until >= ")
+                .bind(today.as_str());
         }
         Some(s) => {
             q.push(" AND status = ").bind(s);
@@ -302,26 +393,50 @@ pub async fn list(state: &AppState, tenant_id: &str, status: Option<&str>, custo
     if let Some(c) = customer_id {
         q.push(" AND customer_id = ").bind(c);
     }
-    q.after_cursor("", page.after.as_ref()).push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(page.fetch_limit());
+    q.after_cursor("", page.after.as_ref())
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(page.fetch_limit());
     let rows = q.build().fetch_all_as::<_, QuotationRow>(db).await?;
-    let (rows, next) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
+    let (rows, next) = page.finish(rows, |r| Cursor {
+        created_at: r.created_at,
+        id: r.id.clone(),
+    });
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut lines = lines_of(db, tenant_id, &ids).await?;
-    Ok((rows.into_iter().map(|r| { let l = lines.remove(&r.id).unwrap_or_default(); r.into_quotation(l, &today) }).collect(), next))
+    Ok((
+        rows.into_iter()
+            .map(|r| {
+                let l = lines.remove(&r.id).unwrap_or_default();
+                r.into_quotation(l, &today)
+            })
+            .collect(),
+        next,
+    ))
 }
 
 fn invalid(from: &str, action: &str) -> ApiError {
-    ApiError::conflict("invalid_transition", format!("a quotation that is {from} cannot be {action}"))
+    ApiError::conflict(
+        "invalid_transition",
+        format!("a quotation that is {from} cannot be {action}"),
+    )
 }
 
 /// Replaces a draft's contents (re-pricing it).
-pub async fn edit(state: &AppState, tenant_id: &str, id: &str, input: QuotationInput) -> ApiResult<Quotation> {
+pub async fn edit(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+    input: QuotationInput,
+) -> ApiResult<Quotation> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let current = row(&mut *tx, tenant_id, id).await?.ok_or_else(not_found)?;
     let cart = price(&mut tx, tenant_id, &input).await?;
     if current.status != "draft" {
-        return Err(invalid(&effective_status(&current.status, &current.valid_until, &today()), "edited"));
+        return Err(invalid(
+            &effective_status(&current.status, &current.valid_until, &today()),
+            "edited",
+        ));
     }
     let updated = sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
                        total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2 AND status = 'draft'")
@@ -339,21 +454,33 @@ pub async fn edit(state: &AppState, tenant_id: &str, id: &str, input: QuotationI
     if updated == 0 {
         return Err(invalid("no longer a draft", "edited"));
     }
-    sql("DELETE FROM quotation_items WHERE tenant_id = $1 AND quotation_id = $2").bind(tenant_id).bind(id).execute(&mut *tx).await?;
+    sql("DELETE FROM quotation_items WHERE tenant_id = $1 AND quotation_id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     write_lines(&mut tx, tenant_id, id, &cart, &input.items).await?;
     commit(tx).await?;
     detail(state.db.writer(), tenant_id, id).await
 }
 
 /// The stored quotation a patch starts from, as an input.
-pub async fn current_input(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<QuotationInput> {
+pub async fn current_input(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<QuotationInput> {
     let q = detail(state.db.writer(), tenant_id, id).await?;
     Ok(QuotationInput {
         customer_id: q.customer_id,
         items: q
             .items
             .iter()
-            .map(|l| CartItem { variant_id: l.variant_id.clone(), quantity: l.quantity, unit_price: (l.explicit_price != 0).then_some(l.unit_price) })
+            .map(|l| CartItem {
+                variant_id: l.variant_id.clone(),
+                quantity: l.quantity,
+                unit_price: (l.explicit_price != 0).then_some(l.unit_price),
+            })
             .collect(),
         valid_until: q.valid_until,
         notes: q.notes,
@@ -361,7 +488,14 @@ pub async fn current_input(state: &AppState, tenant_id: &str, id: &str) -> ApiRe
 }
 
 /// send, accept, reject: a conditional move from the one status allowed.
-pub async fn transition(state: &AppState, tenant_id: &str, id: &str, from: &str, to: &str, action: &str) -> ApiResult<Quotation> {
+pub async fn transition(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+    from: &str,
+    to: &str,
+    action: &str,
+) -> ApiResult<Quotation> {
     let now = now_micros();
     let today = today();
     let mut tx = state.db.begin().await?;
@@ -391,13 +525,21 @@ pub async fn transition(state: &AppState, tenant_id: &str, id: &str, from: &str,
 
 /// Converts an accepted quotation into an order at its prices, in one
 /// transaction: either both happen or neither.
-pub async fn convert(state: &AppState, tenant_id: &str, id: &str, payment_method: PaymentMethod) -> ApiResult<Value> {
+pub async fn convert(
+    state: &AppState,
+    tenant_id: &str,
+    id: &str,
+    payment_method: PaymentMethod,
+) -> ApiResult<Value> {
     let now = now_micros();
     let order_id = new_id();
     let mut tx = state.db.begin().await?;
     let current = row(&mut *tx, tenant_id, id).await?.ok_or_else(not_found)?;
     if current.status != "accepted" {
-        return Err(invalid(&effective_status(&current.status, &current.valid_until, &today()), "converted"));
+        return Err(invalid(
+            &effective_status(&current.status, &current.valid_until, &today()),
+            "converted",
+        ));
     }
     let moved = sql("UPDATE quotations SET status = 'converted', order_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'")
         .bind(tenant_id)
@@ -409,13 +551,28 @@ pub async fn convert(state: &AppState, tenant_id: &str, id: &str, payment_method
     if moved == 0 {
         return Err(invalid("changed meanwhile", "converted"));
     }
-    let lines = lines_of(&mut *tx, tenant_id, &[id]).await?.remove(id).unwrap_or_default();
+    let lines = lines_of(&mut *tx, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
     let new = NewOrder {
         customer_id: current.customer_id.clone(),
-        items: lines.iter().map(|l| CartItem { variant_id: l.variant_id.clone(), quantity: l.quantity, unit_price: None }).collect(),
+        items: lines
+            .iter()
+            .map(|l| CartItem {
+                variant_id: l.variant_id.clone(),
+                quantity: l.quantity,
+                unit_price: None,
+            })
+            .collect(),
         payment_method,
         notes: current.notes.clone(),
-        prices: LinePrices::Fixed(lines.iter().map(|l| (l.unit_price, l.discount, l.line_total)).collect()),
+        prices: LinePrices::Fixed(
+            lines
+                .iter()
+                .map(|l| (l.unit_price, l.discount, l.line_total))
+                .collect(),
+        ),
         quotation_id: Some(id.to_owned()),
     };
     let order = orders::place_order_in(state, &mut tx, tenant_id, &order_id, new, now).await?;

@@ -274,7 +274,9 @@ pub async fn currency(state: &AppState, tenant_id: &str) -> ApiResult<String> {
         return Ok(c);
     }
     let currency = tenant(state, tenant_id).await?.currency;
-    state.currencies.insert(tenant_id.to_owned(), currency.clone());
+    state
+        .currencies
+        .insert(tenant_id.to_owned(), currency.clone());
     Ok(currency)
 }
 

@@ -51,11 +51,19 @@ async fn require_customer(state: &AppState, tenant_id: &str, customer_id: &str) 
 /// A customer's wallet balance.
 #[utoipa::path(get, path = "/api/v1/customers/{id}/wallet", tag = "wallets", security(("bearer" = [])),
     responses((status = 200, body = Wallet), (status = 404, body = Problem)))]
-async fn get_wallet(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<Json<Wallet>> {
+async fn get_wallet(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Wallet>> {
     require_customer(&state, &auth.tenant_id, &id).await?;
     let balance = store::balance(state.db.reader(), &auth.tenant_id, &id).await?;
     let currency = tenancy::currency(&state, &auth.tenant_id).await?;
-    Ok(Json(Wallet { customer_id: id, balance, currency }))
+    Ok(Json(Wallet {
+        customer_id: id,
+        balance,
+        currency,
+    }))
 }
 
 /// Credit a customer's wallet. Takes an `Idempotency-Key`.
@@ -74,17 +82,36 @@ async fn credit(
     let key = idempotency::key_from(&headers)?;
     require_customer(&state, &auth.tenant_id, &id).await?;
     let request = body.parse()?;
-    idempotency::once(&state, &auth.tenant_id, "wallet.credit", key, &request, |claim| async {
-        let req: CreditRequest = from_value(request.clone())?;
-        let mut v = Validator::new();
-        v.check(req.amount > 0, "amount", "must be greater than zero");
-        v.check(req.amount <= MAX_CREDIT, "amount", format!("must be at most {MAX_CREDIT}"));
-        if let Some(reference) = &req.reference {
-            v.optional_text("reference", reference, 200);
-        }
-        v.finish()?;
-        store::credit(&state, &auth.tenant_id, &id, req.amount, req.reference.as_deref().map(str::trim), claim).await
-    })
+    idempotency::once(
+        &state,
+        &auth.tenant_id,
+        "wallet.credit",
+        key,
+        &request,
+        |claim| async {
+            let req: CreditRequest = from_value(request.clone())?;
+            let mut v = Validator::new();
+            v.check(req.amount > 0, "amount", "must be greater than zero");
+            v.check(
+                req.amount <= MAX_CREDIT,
+                "amount",
+                format!("must be at most {MAX_CREDIT}"),
+            );
+            if let Some(reference) = &req.reference {
+                v.optional_text("reference", reference, 200);
+            }
+            v.finish()?;
+            store::credit(
+                &state,
+                &auth.tenant_id,
+                &id,
+                req.amount,
+                req.reference.as_deref().map(str::trim),
+                claim,
+            )
+            .await
+        },
+    )
     .await
 }
 
@@ -98,7 +125,12 @@ pub struct ListParams {
 /// The wallet's ledger, newest first.
 #[utoipa::path(get, path = "/api/v1/customers/{id}/wallet/transactions", tag = "wallets", params(ListParams), security(("bearer" = [])),
     responses((status = 200, description = "{items: [WalletTransaction], next_cursor}"), (status = 404, body = Problem)))]
-async fn transactions(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
+async fn transactions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;
     require_customer(&state, &auth.tenant_id, &id).await?;

@@ -28,7 +28,15 @@ pub struct WalletTransaction {
     pub created_at: i64,
 }
 
-pub const TRANSACTION_FIELDS: &[&str] = &["id", "type", "amount", "balance_after", "reference", "order_id", "created_at"];
+pub const TRANSACTION_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "amount",
+    "balance_after",
+    "reference",
+    "order_id",
+    "created_at",
+];
 
 pub async fn balance<'c, E>(ex: E, tenant_id: &str, customer_id: &str) -> ApiResult<i64>
 where
@@ -47,7 +55,13 @@ where
 
 /// Adds `amount` to the balance (creating the wallet), refusing a balance
 /// that would overflow. Returns the new balance.
-async fn add(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, now: i64) -> ApiResult<i64> {
+async fn add(
+    tx: &mut Tx,
+    tenant_id: &str,
+    customer_id: &str,
+    amount: i64,
+    now: i64,
+) -> ApiResult<i64> {
     let row = sql("INSERT INTO wallets (tenant_id, customer_id, balance, updated_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (tenant_id, customer_id) DO UPDATE \
                    SET balance = wallets.balance + excluded.balance, updated_at = excluded.updated_at \
@@ -64,17 +78,30 @@ async fn add(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, now: 
     Ok(sqlx::Row::try_get(&row, "balance")?)
 }
 
+/// One ledger line to write.
+struct Entry<'a> {
+    customer_id: &'a str,
+    kind: &'a str,
+    amount: i64,
+    balance_after: i64,
+    reference: Option<&'a str>,
+    order_id: Option<&'a str>,
+}
+
 async fn write_entry(
     tx: &mut Tx,
     tenant_id: &str,
-    customer_id: &str,
-    kind: &str,
-    amount: i64,
-    balance_after: i64,
-    reference: Option<&str>,
-    order_id: Option<&str>,
+    e: Entry<'_>,
     now: i64,
 ) -> ApiResult<WalletTransaction> {
+    let Entry {
+        customer_id,
+        kind,
+        amount,
+        balance_after,
+        reference,
+        order_id,
+    } = e;
     let entry = WalletTransaction {
         id: new_id(),
         kind: kind.to_owned(),
@@ -113,9 +140,29 @@ pub async fn credit(
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let balance = add(&mut tx, tenant_id, customer_id, amount, now).await?;
-    let entry = write_entry(&mut tx, tenant_id, customer_id, "credit", amount, balance, reference, None, now).await?;
+    let entry = write_entry(
+        &mut tx,
+        tenant_id,
+        Entry {
+            customer_id,
+            kind: "credit",
+            amount,
+            balance_after: balance,
+            reference,
+            order_id: None,
+        },
+        now,
+    )
+    .await?;
     let body = json!({"transaction": entry, "balance": balance});
-    outbox::publish(&mut tx, tenant_id, topic::WALLET_CREDITED, &json!({"customer_id": customer_id, "transaction": entry, "balance": balance}), now).await?;
+    outbox::publish(
+        &mut tx,
+        tenant_id,
+        topic::WALLET_CREDITED,
+        &json!({"customer_id": customer_id, "transaction": entry, "balance": balance}),
+        now,
+    )
+    .await?;
     if let Some(claim) = claim {
         claim.record(&mut tx, StatusCode::CREATED, &body).await?;
     }
@@ -125,12 +172,21 @@ pub async fn credit(
 
 /// Debits a wallet for an order, inside the order's transaction: 409
 /// `insufficient_funds` (and nothing written) if the balance is short.
-pub async fn debit(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, order_id: &str, now: i64) -> ApiResult<i64> {
+pub async fn debit(
+    tx: &mut Tx,
+    tenant_id: &str,
+    customer_id: &str,
+    amount: i64,
+    order_id: &str,
+    now: i64,
+) -> ApiResult<i64> {
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
-    let row = sql("UPDATE wallets SET balance = balance - $3, updated_at = $4 \
-                   WHERE tenant_id = $1 AND customer_id = $2 AND balance >= $3 RETURNING balance")
+    let row = sql(
+        "UPDATE wallets SET balance = balance - $3, updated_at = $4 \
+                   WHERE tenant_id = $1 AND customer_id = $2 AND balance >= $3 RETURNING balance",
+    )
     .bind(tenant_id)
     .bind(customer_id)
     .bind(amount)
@@ -144,21 +200,59 @@ pub async fn debit(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64,
         ));
     };
     let balance_after: i64 = sqlx::Row::try_get(&row, "balance")?;
-    write_entry(tx, tenant_id, customer_id, "debit", amount, balance_after, None, Some(order_id), now).await?;
+    write_entry(
+        tx,
+        tenant_id,
+        Entry {
+            customer_id,
+            kind: "debit",
+            amount,
+            balance_after,
+            reference: None,
+            order_id: Some(order_id),
+        },
+        now,
+    )
+    .await?;
     Ok(balance_after)
 }
 
 /// Gives a wallet payment back, inside the cancellation's transaction.
-pub async fn refund(tx: &mut Tx, tenant_id: &str, customer_id: &str, amount: i64, order_id: &str, now: i64) -> ApiResult<i64> {
+pub async fn refund(
+    tx: &mut Tx,
+    tenant_id: &str,
+    customer_id: &str,
+    amount: i64,
+    order_id: &str,
+    now: i64,
+) -> ApiResult<i64> {
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
     let balance_after = add(tx, tenant_id, customer_id, amount, now).await?;
-    write_entry(tx, tenant_id, customer_id, "refund", amount, balance_after, None, Some(order_id), now).await?;
+    write_entry(
+        tx,
+        tenant_id,
+        Entry {
+            customer_id,
+            kind: "refund",
+            amount,
+            balance_after,
+            reference: None,
+            order_id: Some(order_id),
+        },
+        now,
+    )
+    .await?;
     Ok(balance_after)
 }
 
-pub async fn transactions(state: &AppState, tenant_id: &str, customer_id: &str, page: &Page) -> ApiResult<(Vec<WalletTransaction>, Option<String>)> {
+pub async fn transactions(
+    state: &AppState,
+    tenant_id: &str,
+    customer_id: &str,
+    page: &Page,
+) -> ApiResult<(Vec<WalletTransaction>, Option<String>)> {
     let mut q = SqlBuilder::new(
         "SELECT id, type, amount, balance_after, reference, order_id, created_at FROM wallet_transactions WHERE tenant_id = ",
     );
@@ -168,6 +262,12 @@ pub async fn transactions(state: &AppState, tenant_id: &str, customer_id: &str, 
         .after_cursor("", page.after.as_ref())
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(page.fetch_limit());
-    let rows = q.build().fetch_all_as::<_, WalletTransaction>(state.db.reader()).await?;
-    Ok(page.finish(rows, |t| Cursor { created_at: t.created_at, id: t.id.clone() }))
+    let rows = q
+        .build()
+        .fetch_all_as::<_, WalletTransaction>(state.db.reader())
+        .await?;
+    Ok(page.finish(rows, |t| Cursor {
+        created_at: t.created_at,
+        id: t.id.clone(),
+    }))
 }
