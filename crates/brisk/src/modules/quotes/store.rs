@@ -257,10 +257,7 @@ pub async fn create(
     let id = new_id();
     let mut tx = state.db.begin().await?;
     let cart = price(&mut tx, tenant_id, &input).await?;
-    let lines = write_lines(&mut tx, tenant_id, &id, &cart, &input.items).await?;
     let number = quotation_number(next_number(&mut tx, tenant_id, "quotations").await?);
-    // Items first, then the quotation: both in this transaction, and the
-    // counter row is held for as short a time as possible.
     sql("INSERT INTO quotations (tenant_id, id, number, customer_id, status, valid_until, notes, subtotal, discount_total, total, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $10)")
     .bind(tenant_id)
@@ -275,6 +272,7 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let lines = write_lines(&mut tx, tenant_id, &id, &cart, &input.items).await?;
     commit(tx).await?;
     Ok(QuotationRow {
         id,
