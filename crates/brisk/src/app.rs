@@ -168,6 +168,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let state = AppState::new(config).await?;
     log_settings(&state, addr);
     let _housekeeping = state.limits.spawn_housekeeping();
+    let _forget_keys = spawn_idempotency_cleanup(state.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -182,6 +183,21 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         state,
         stop,
         task,
+    })
+}
+
+/// Forgets idempotency keys past their retention, hourly (and once at start).
+fn spawn_idempotency_cleanup(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match crate::platform::idempotency::forget_expired(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys removed"),
+                Err(e) => tracing::warn!(error = %e.detail, "could not remove expired idempotency keys"),
+            }
+        }
     })
 }
 
