@@ -195,7 +195,9 @@ fn spawn_idempotency_cleanup(state: AppState) -> JoinHandle<()> {
             match crate::platform::idempotency::forget_expired(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys removed"),
-                Err(e) => tracing::warn!(error = %e.detail, "could not remove expired idempotency keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e.detail, "could not remove expired idempotency keys")
+                }
             }
         }
     })

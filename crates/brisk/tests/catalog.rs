@@ -505,6 +505,33 @@ async fn skus_are_unique_per_tenant_and_a_clash_writes_nothing() {
         )
         .await;
     assert_eq!(ok.status, 201);
+    // A deleted product's SKUs are free again.
+    let gone = s
+        .post(
+            "/api/v1/products",
+            &o.token,
+            json!({"name": "Gone", "variants": [{"sku": "REUSE-1", "price": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        s.delete(
+            &format!("/api/v1/products/{}", gone.body["id"].as_str().unwrap()),
+            &o.token
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/products",
+            &o.token,
+            json!({"name": "Back", "variants": [{"sku": "REUSE-1", "price": 1}]})
+        )
+        .await
+        .status,
+        201
+    );
     // Another tenant may use the same SKU.
     assert_eq!(
         s.post("/api/v1/products", &other.token, shirt("X"))

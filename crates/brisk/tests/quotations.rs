@@ -18,7 +18,13 @@ struct Setup {
 async fn setup(s: &TestServer) -> Setup {
     let owner = s.signup("Quotes").await;
     let t = &owner.token;
-    let c = s.post("/api/v1/customers", t, json!({"name": "Client", "discount_bp": 500})).await;
+    let c = s
+        .post(
+            "/api/v1/customers",
+            t,
+            json!({"name": "Client", "discount_bp": 500}),
+        )
+        .await;
     let p = s.post("/api/v1/products", t, json!({"name": "Desk", "min_margin_bp": 2000, "variants": [{"sku": "DESK", "price": 1000, "cost": 700, "stock": 20}]})).await;
     let q = s.post("/api/v1/products", t, json!({"name": "Lamp", "variants": [{"sku": "LAMP", "price": 500, "cost": 100, "stock": 20, "tiers": [{"min_quantity": 10, "price": 450}]}]})).await;
     Setup {
@@ -35,7 +41,11 @@ fn date_in(days: i64) -> String {
 }
 
 async fn stock(s: &TestServer, token: &str, variant: &str) -> i64 {
-    s.get(&format!("/api/v1/variants/{variant}"), token).await.body["stock"].as_i64().unwrap()
+    s.get(&format!("/api/v1/variants/{variant}"), token)
+        .await
+        .body["stock"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -60,10 +70,28 @@ async fn a_quotation_is_priced_numbered_and_valid_for_30_days_by_default() {
     assert_eq!(q["items"][0]["sku"], "LAMP");
     assert_eq!(q["items"][1]["line_total"], 950);
     // Computed prices are never refused for their margin: Desk's (950 − 700)/950 = 2631 bp ≥ 2000 anyway.
-    assert_eq!((q["subtotal"].as_i64(), q["discount_total"].as_i64(), q["total"].as_i64()), (Some(5500), Some(275), Some(5225)));
-    let again = s.get(&format!("/api/v1/quotations/{}", q["id"].as_str().unwrap()), t).await;
+    assert_eq!(
+        (
+            q["subtotal"].as_i64(),
+            q["discount_total"].as_i64(),
+            q["total"].as_i64()
+        ),
+        (Some(5500), Some(275), Some(5225))
+    );
+    let again = s
+        .get(
+            &format!("/api/v1/quotations/{}", q["id"].as_str().unwrap()),
+            t,
+        )
+        .await;
     assert_eq!(again.body["items"], q["items"]);
-    let second = s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]})).await;
+    let second = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]}),
+        )
+        .await;
     assert_eq!(second.body["number"], "Q-000002");
 }
 
@@ -82,7 +110,14 @@ async fn an_explicit_price_must_keep_the_minimum_margin() {
     assert_eq!(ok.body["items"][0]["unit_price"], 950);
     assert_eq!(ok.body["items"][0]["discount"], 48);
     assert_eq!(ok.body["items"][0]["line_total"], 902);
-    assert!(s.get("/api/v1/quotations", t).await.body["items"].as_array().unwrap().len() == 1, "the refused one was not written");
+    assert!(
+        s.get("/api/v1/quotations", t).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1,
+        "the refused one was not written"
+    );
 }
 
 #[tokio::test]
@@ -90,25 +125,61 @@ async fn bad_quotations_are_422_and_write_nothing() {
     let s = start().await;
     let x = setup(&s).await;
     let other = s.signup("Other").await;
-    let theirs = s.post("/api/v1/customers", &other.token, json!({"name": "Theirs"})).await.body["id"].as_str().unwrap().to_owned();
+    let theirs = s
+        .post("/api/v1/customers", &other.token, json!({"name": "Theirs"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let t = &x.owner.token;
     let v = x.variant.as_str();
     let cases: Vec<(Value, &str)> = vec![
         (json!({"customer_id": x.customer, "items": []}), "items"),
-        (json!({"customer_id": x.customer, "items": [{"variant_id": v, "quantity": 0}]}), "items[0].quantity"),
-        (json!({"customer_id": x.customer, "items": [{"variant_id": v, "quantity": 1, "unit_price": -5}]}), "items[0].unit_price"),
-        (json!({"customer_id": x.customer, "items": [{"variant_id": "nope", "quantity": 1}]}), "items[0].variant_id"),
-        (json!({"customer_id": theirs, "items": [{"variant_id": v, "quantity": 1}]}), "customer_id"),
-        (json!({"customer_id": x.customer, "valid_until": date_in(-1), "items": [{"variant_id": v, "quantity": 1}]}), "valid_until"),
-        (json!({"customer_id": x.customer, "valid_until": "next week", "items": [{"variant_id": v, "quantity": 1}]}), "valid_until"),
-        (json!({"customer_id": x.customer, "notes": "x".repeat(100_000), "items": [{"variant_id": v, "quantity": 1}]}), "notes"),
+        (
+            json!({"customer_id": x.customer, "items": [{"variant_id": v, "quantity": 0}]}),
+            "items[0].quantity",
+        ),
+        (
+            json!({"customer_id": x.customer, "items": [{"variant_id": v, "quantity": 1, "unit_price": -5}]}),
+            "items[0].unit_price",
+        ),
+        (
+            json!({"customer_id": x.customer, "items": [{"variant_id": "nope", "quantity": 1}]}),
+            "items[0].variant_id",
+        ),
+        (
+            json!({"customer_id": theirs, "items": [{"variant_id": v, "quantity": 1}]}),
+            "customer_id",
+        ),
+        (
+            json!({"customer_id": x.customer, "valid_until": date_in(-1), "items": [{"variant_id": v, "quantity": 1}]}),
+            "valid_until",
+        ),
+        (
+            json!({"customer_id": x.customer, "valid_until": "next week", "items": [{"variant_id": v, "quantity": 1}]}),
+            "valid_until",
+        ),
+        (
+            json!({"customer_id": x.customer, "notes": "x".repeat(100_000), "items": [{"variant_id": v, "quantity": 1}]}),
+            "notes",
+        ),
     ];
     for (body, field) in cases {
         let r = s.post("/api/v1/quotations", t, body.clone()).await;
         r.assert_problem(422, "validation_failed");
-        assert!(r.error_fields().contains(&field.to_owned()), "{body}: {:?}", r.error_fields());
+        assert!(
+            r.error_fields().contains(&field.to_owned()),
+            "{body}: {:?}",
+            r.error_fields()
+        );
     }
-    assert!(s.get("/api/v1/quotations", t).await.body["items"].as_array().unwrap().is_empty());
+    assert!(
+        s.get("/api/v1/quotations", t).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Today is still valid.
     let today = s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "valid_until": date_in(0), "items": [{"variant_id": v, "quantity": 1}]})).await;
     assert_eq!(today.status, 201);
@@ -122,17 +193,42 @@ async fn quote_accept_convert_pay_ship_end_to_end() {
     let q = s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 3, "unit_price": 980}]})).await;
     let id = q.body["id"].as_str().unwrap().to_owned();
     // Prices change after quoting; the conversion keeps the quoted ones.
-    s.patch(&format!("/api/v1/variants/{}", x.variant), t, json!({"price": 5000})).await;
-    s.post(&format!("/api/v1/quotations/{id}/accept"), t, json!({})).await.assert_problem(409, "invalid_transition");
-    let sent = s.post(&format!("/api/v1/quotations/{id}/send"), t, json!({})).await;
+    s.patch(
+        &format!("/api/v1/variants/{}", x.variant),
+        t,
+        json!({"price": 5000}),
+    )
+    .await;
+    s.post(&format!("/api/v1/quotations/{id}/accept"), t, json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    let sent = s
+        .post(&format!("/api/v1/quotations/{id}/send"), t, json!({}))
+        .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert_eq!(sent.body["status"], "sent");
-    s.patch(&format!("/api/v1/quotations/{id}"), t, json!({"notes": "too late"})).await.assert_problem(409, "invalid_transition");
+    s.patch(
+        &format!("/api/v1/quotations/{id}"),
+        t,
+        json!({"notes": "too late"}),
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
     // An empty body is accepted on action routes.
-    let accepted = TestServer::read(s.client.post(format!("{}/api/v1/quotations/{id}/accept", s.base)).bearer_auth(t).send().await.unwrap()).await;
+    let accepted = TestServer::read(
+        s.client
+            .post(format!("{}/api/v1/quotations/{id}/accept", s.base))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     assert_eq!(accepted.body["status"], "accepted");
-    let order = s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({})).await;
+    let order = s
+        .post(&format!("/api/v1/quotations/{id}/convert"), t, json!({}))
+        .await;
     assert_eq!(order.status, 201, "{}", order.body);
     assert_eq!(order.body["status"], "placed");
     assert_eq!(order.body["payment_method"], "invoice");
@@ -143,10 +239,18 @@ async fn quote_accept_convert_pay_ship_end_to_end() {
     let converted = s.get(&format!("/api/v1/quotations/{id}"), t).await;
     assert_eq!(converted.body["status"], "converted");
     assert_eq!(converted.body["order_id"], order.body["id"]);
-    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({})).await.assert_problem(409, "invalid_transition");
+    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
     let oid = order.body["id"].as_str().unwrap();
     for status in ["paid", "shipped"] {
-        let r = s.post(&format!("/api/v1/orders/{oid}/status"), t, json!({"status": status})).await;
+        let r = s
+            .post(
+                &format!("/api/v1/orders/{oid}/status"),
+                t,
+                json!({"status": status}),
+            )
+            .await;
         assert_eq!(r.body["status"], status);
     }
 }
@@ -156,42 +260,97 @@ async fn rejected_and_expired_quotations_go_no_further() {
     let s = start().await;
     let x = setup(&s).await;
     let t = &x.owner.token;
-    let mk = || s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]}));
+    let mk = || {
+        s.post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]}),
+        )
+    };
     let q = mk().await.body["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/api/v1/quotations/{q}/reject"), t, json!({})).await.assert_problem(409, "invalid_transition");
-    s.post(&format!("/api/v1/quotations/{q}/send"), t, json!({})).await;
-    let r = s.post(&format!("/api/v1/quotations/{q}/reject"), t, json!({})).await;
+    s.post(&format!("/api/v1/quotations/{q}/reject"), t, json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    s.post(&format!("/api/v1/quotations/{q}/send"), t, json!({}))
+        .await;
+    let r = s
+        .post(&format!("/api/v1/quotations/{q}/reject"), t, json!({}))
+        .await;
     assert_eq!(r.body["status"], "rejected");
     for action in ["send", "accept", "reject", "convert"] {
-        s.post(&format!("/api/v1/quotations/{q}/{action}"), t, json!({})).await.assert_problem(409, "invalid_transition");
+        s.post(&format!("/api/v1/quotations/{q}/{action}"), t, json!({}))
+            .await
+            .assert_problem(409, "invalid_transition");
     }
     // Expire a sent quotation by moving its date into the past in the database.
     let e = mk().await.body["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/api/v1/quotations/{e}/send"), t, json!({})).await;
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&s.database_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE quotations SET valid_until = '{}' WHERE id = '{e}'", date_in(-1))))
-        .execute(&pool)
+    s.post(&format!("/api/v1/quotations/{e}/send"), t, json!({}))
+        .await;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
         .await
         .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE quotations SET valid_until = '{}' WHERE id = '{e}'",
+        date_in(-1)
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let read = s.get(&format!("/api/v1/quotations/{e}"), t).await;
     assert_eq!(read.body["status"], "expired");
-    s.post(&format!("/api/v1/quotations/{e}/accept"), t, json!({})).await.assert_problem(409, "invalid_transition");
+    s.post(&format!("/api/v1/quotations/{e}/accept"), t, json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
     let expired = s.get("/api/v1/quotations?status=expired", t).await;
-    let ids: Vec<&str> = expired.body["items"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = expired.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![e.as_str()]);
-    assert!(s.get("/api/v1/quotations?status=sent", t).await.body["items"].as_array().unwrap().is_empty());
-    assert_eq!(s.get("/api/v1/quotations?status=rejected", t).await.body["items"][0]["id"], q.as_str());
-    s.get("/api/v1/quotations?status=lost", t).await.assert_problem(400, "bad_request");
+    assert!(
+        s.get("/api/v1/quotations?status=sent", t).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.get("/api/v1/quotations?status=rejected", t).await.body["items"][0]["id"],
+        q.as_str()
+    );
+    s.get("/api/v1/quotations?status=lost", t)
+        .await
+        .assert_problem(400, "bad_request");
     // An accepted quotation past its date can still be converted.
     let a = mk().await.body["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/api/v1/quotations/{a}/send"), t, json!({})).await;
-    s.post(&format!("/api/v1/quotations/{a}/accept"), t, json!({})).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE quotations SET valid_until = '{}' WHERE id = '{a}'", date_in(-3))))
-        .execute(&pool)
+    s.post(&format!("/api/v1/quotations/{a}/send"), t, json!({}))
+        .await;
+    s.post(&format!("/api/v1/quotations/{a}/accept"), t, json!({}))
+        .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE quotations SET valid_until = '{}' WHERE id = '{a}'",
+        date_in(-3)
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(&format!("/api/v1/quotations/{a}"), t).await.body["status"],
+        "accepted"
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/quotations/{a}/convert"),
+            t,
+            json!({"payment_method": "invoice"})
+        )
         .await
-        .unwrap();
-    assert_eq!(s.get(&format!("/api/v1/quotations/{a}"), t).await.body["status"], "accepted");
-    assert_eq!(s.post(&format!("/api/v1/quotations/{a}/convert"), t, json!({"payment_method": "invoice"})).await.status, 201);
+        .status,
+        201
+    );
 }
 
 #[tokio::test]
@@ -210,12 +369,24 @@ async fn drafts_are_edited_and_repriced() {
     assert_eq!(r.body["total"], 950);
     assert_eq!(r.body["valid_until"], date_in(5));
     assert_eq!(r.body["notes"], Value::Null);
-    s.patch(&format!("/api/v1/quotations/{id}"), t, json!({"items": []})).await.assert_problem(422, "validation_failed");
-    s.patch(&format!("/api/v1/quotations/{id}"), t, json!({"items": [{"variant_id": x.variant, "quantity": 1, "unit_price": 1}]}))
+    s.patch(&format!("/api/v1/quotations/{id}"), t, json!({"items": []}))
         .await
-        .assert_problem(422, "margin_too_low");
-    s.patch("/api/v1/quotations/nope", t, json!({"notes": 5})).await.assert_problem(404, "not_found");
-    assert_eq!(s.get(&format!("/api/v1/quotations/{id}"), t).await.body["total"], 950, "refused edits change nothing");
+        .assert_problem(422, "validation_failed");
+    s.patch(
+        &format!("/api/v1/quotations/{id}"),
+        t,
+        json!({"items": [{"variant_id": x.variant, "quantity": 1, "unit_price": 1}]}),
+    )
+    .await
+    .assert_problem(422, "margin_too_low");
+    s.patch("/api/v1/quotations/nope", t, json!({"notes": 5}))
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        s.get(&format!("/api/v1/quotations/{id}"), t).await.body["total"],
+        950,
+        "refused edits change nothing"
+    );
 }
 
 #[tokio::test]
@@ -223,19 +394,70 @@ async fn converting_without_stock_or_funds_leaves_the_quotation_accepted() {
     let s = start().await;
     let x = setup(&s).await;
     let t = &x.owner.token;
-    let q = s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 5}]})).await;
+    let q = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 5}]}),
+        )
+        .await;
     let id = q.body["id"].as_str().unwrap();
-    s.post(&format!("/api/v1/quotations/{id}/send"), t, json!({})).await;
-    s.post(&format!("/api/v1/quotations/{id}/accept"), t, json!({})).await;
-    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({"payment_method": "wallet"})).await.assert_problem(409, "insufficient_funds");
-    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({"payment_method": "cheque"})).await.assert_problem(422, "validation_failed");
-    s.post(&format!("/api/v1/variants/{}/stock-adjustments", x.variant), t, json!({"delta": -18, "reason": "damaged"})).await;
-    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({})).await.assert_problem(409, "out_of_stock");
-    assert_eq!(s.get(&format!("/api/v1/quotations/{id}"), t).await.body["status"], "accepted");
-    assert!(s.get("/api/v1/orders", t).await.body["items"].as_array().unwrap().is_empty());
-    s.post(&format!("/api/v1/customers/{}/wallet/credits", x.customer), t, json!({"amount": 100_000})).await;
-    s.post(&format!("/api/v1/variants/{}/stock-adjustments", x.variant), t, json!({"delta": 10, "reason": "found"})).await;
-    let order = s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({"payment_method": "wallet"})).await;
+    s.post(&format!("/api/v1/quotations/{id}/send"), t, json!({}))
+        .await;
+    s.post(&format!("/api/v1/quotations/{id}/accept"), t, json!({}))
+        .await;
+    s.post(
+        &format!("/api/v1/quotations/{id}/convert"),
+        t,
+        json!({"payment_method": "wallet"}),
+    )
+    .await
+    .assert_problem(409, "insufficient_funds");
+    s.post(
+        &format!("/api/v1/quotations/{id}/convert"),
+        t,
+        json!({"payment_method": "cheque"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    s.post(
+        &format!("/api/v1/variants/{}/stock-adjustments", x.variant),
+        t,
+        json!({"delta": -18, "reason": "damaged"}),
+    )
+    .await;
+    s.post(&format!("/api/v1/quotations/{id}/convert"), t, json!({}))
+        .await
+        .assert_problem(409, "out_of_stock");
+    assert_eq!(
+        s.get(&format!("/api/v1/quotations/{id}"), t).await.body["status"],
+        "accepted"
+    );
+    assert!(
+        s.get("/api/v1/orders", t).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    s.post(
+        &format!("/api/v1/customers/{}/wallet/credits", x.customer),
+        t,
+        json!({"amount": 100_000}),
+    )
+    .await;
+    s.post(
+        &format!("/api/v1/variants/{}/stock-adjustments", x.variant),
+        t,
+        json!({"delta": 10, "reason": "found"}),
+    )
+    .await;
+    let order = s
+        .post(
+            &format!("/api/v1/quotations/{id}/convert"),
+            t,
+            json!({"payment_method": "wallet"}),
+        )
+        .await;
     assert_eq!(order.status, 201, "{}", order.body);
     assert_eq!(order.body["status"], "paid");
 }
@@ -249,8 +471,20 @@ async fn numbers_stay_unique_under_concurrent_creation() {
         let client = s.client.clone();
         let url = format!("{}/api/v1/quotations", s.base);
         let token = x.owner.token.clone();
-        let body = json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]});
-        handles.push(tokio::spawn(async move { TestServer::read(client.post(url).bearer_auth(token).json(&body).send().await.unwrap()).await }));
+        let body =
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]});
+        handles.push(tokio::spawn(async move {
+            TestServer::read(
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }));
     }
     let mut numbers = Vec::new();
     for h in handles {
@@ -270,15 +504,45 @@ async fn quotations_list_by_customer_and_guard_roles_and_tenants() {
     let s = start().await;
     let x = setup(&s).await;
     let t = &x.owner.token;
-    let second = s.post("/api/v1/customers", t, json!({"name": "Second"})).await.body["id"].as_str().unwrap().to_owned();
-    let q1 = s.post("/api/v1/quotations", t, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]})).await;
-    s.post("/api/v1/quotations", t, json!({"customer_id": second, "items": [{"variant_id": x.variant, "quantity": 1}]})).await;
-    let mine = s.get(&format!("/api/v1/quotations?customer_id={}", x.customer), t).await;
+    let second = s
+        .post("/api/v1/customers", t, json!({"name": "Second"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let q1 = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]}),
+        )
+        .await;
+    s.post(
+        "/api/v1/quotations",
+        t,
+        json!({"customer_id": second, "items": [{"variant_id": x.variant, "quantity": 1}]}),
+    )
+    .await;
+    let mine = s
+        .get(&format!("/api/v1/quotations?customer_id={}", x.customer), t)
+        .await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(mine.body["items"][0]["id"], q1.body["id"]);
-    assert_eq!(s.get("/api/v1/quotations?status=draft", t).await.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.get("/api/v1/quotations?status=draft", t).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let f = s.get("/api/v1/quotations?fields=number,total", t).await;
-    let mut keys: Vec<_> = f.body["items"][0].as_object().unwrap().keys().cloned().collect();
+    let mut keys: Vec<_> = f.body["items"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     keys.sort();
     assert_eq!(keys, vec!["id", "number", "total"]);
     let id = q1.body["id"].as_str().unwrap();
@@ -286,15 +550,62 @@ async fn quotations_list_by_customer_and_guard_roles_and_tenants() {
     let warehouse = s.user_with_role(&x.owner, "warehouse").await;
     let sales = s.user_with_role(&x.owner, "sales").await;
     for who in [&viewer, &warehouse] {
-        s.post("/api/v1/quotations", &who.token, json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]})).await.assert_problem(403, "forbidden");
-        s.post(&format!("/api/v1/quotations/{id}/send"), &who.token, json!({})).await.assert_problem(403, "forbidden");
-        assert_eq!(s.get(&format!("/api/v1/quotations/{id}"), &who.token).await.status, 200);
+        s.post(
+            "/api/v1/quotations",
+            &who.token,
+            json!({"customer_id": x.customer, "items": [{"variant_id": x.variant, "quantity": 1}]}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        s.post(
+            &format!("/api/v1/quotations/{id}/send"),
+            &who.token,
+            json!({}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        assert_eq!(
+            s.get(&format!("/api/v1/quotations/{id}"), &who.token)
+                .await
+                .status,
+            200
+        );
     }
-    assert_eq!(s.post(&format!("/api/v1/quotations/{id}/send"), &sales.token, json!({})).await.status, 200);
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/quotations/{id}/send"),
+            &sales.token,
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
     let other = s.signup("Other").await;
-    s.get(&format!("/api/v1/quotations/{id}"), &other.token).await.assert_problem(404, "not_found");
-    s.post(&format!("/api/v1/quotations/{id}/accept"), &other.token, json!({})).await.assert_problem(404, "not_found");
-    s.post(&format!("/api/v1/quotations/{id}/convert"), &other.token, json!({})).await.assert_problem(404, "not_found");
-    s.patch(&format!("/api/v1/quotations/{id}"), &other.token, json!({})).await.assert_problem(404, "not_found");
-    assert!(s.get("/api/v1/quotations", &other.token).await.body["items"].as_array().unwrap().is_empty());
+    s.get(&format!("/api/v1/quotations/{id}"), &other.token)
+        .await
+        .assert_problem(404, "not_found");
+    s.post(
+        &format!("/api/v1/quotations/{id}/accept"),
+        &other.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    s.post(
+        &format!("/api/v1/quotations/{id}/convert"),
+        &other.token,
+        json!({}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    s.patch(&format!("/api/v1/quotations/{id}"), &other.token, json!({}))
+        .await
+        .assert_problem(404, "not_found");
+    assert!(
+        s.get("/api/v1/quotations", &other.token).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

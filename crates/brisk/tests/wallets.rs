@@ -6,7 +6,12 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn customer(s: &TestServer, token: &str) -> String {
-    s.post("/api/v1/customers", token, json!({"name": "Wallet holder"})).await.body["id"].as_str().unwrap().to_owned()
+    s.post("/api/v1/customers", token, json!({"name": "Wallet holder"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -14,20 +19,54 @@ async fn a_new_wallet_is_empty_and_credits_add_with_balance_after() {
     let s = start().await;
     let o = s.signup("Wallets").await;
     let c = customer(&s, &o.token).await;
-    let w = s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token).await;
+    let w = s
+        .get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
+        .await;
     assert_eq!(w.status, 200);
-    assert_eq!(w.body, json!({"customer_id": c, "balance": 0, "currency": "USD"}));
-    let r = s.post(&format!("/api/v1/customers/{c}/wallet/credits"), &o.token, json!({"amount": 2500, "reference": "bank transfer 42"})).await;
+    assert_eq!(
+        w.body,
+        json!({"customer_id": c, "balance": 0, "currency": "USD"})
+    );
+    let r = s
+        .post(
+            &format!("/api/v1/customers/{c}/wallet/credits"),
+            &o.token,
+            json!({"amount": 2500, "reference": "bank transfer 42"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["balance"], 2500);
     let tx = &r.body["transaction"];
-    assert_eq!((tx["type"].as_str(), tx["amount"].as_i64(), tx["balance_after"].as_i64()), (Some("credit"), Some(2500), Some(2500)));
+    assert_eq!(
+        (
+            tx["type"].as_str(),
+            tx["amount"].as_i64(),
+            tx["balance_after"].as_i64()
+        ),
+        (Some("credit"), Some(2500), Some(2500))
+    );
     assert_eq!(tx["reference"], "bank transfer 42");
     assert!(tx["id"].as_str().is_some() && tx["created_at"].as_str().is_some());
-    let r = s.post(&format!("/api/v1/customers/{c}/wallet/credits"), &o.token, json!({"amount": 500})).await;
+    let r = s
+        .post(
+            &format!("/api/v1/customers/{c}/wallet/credits"),
+            &o.token,
+            json!({"amount": 500}),
+        )
+        .await;
     assert_eq!(r.body["transaction"]["balance_after"], 3000);
-    assert_eq!(s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token).await.body["balance"], 3000);
-    let list = s.get(&format!("/api/v1/customers/{c}/wallet/transactions"), &o.token).await;
+    assert_eq!(
+        s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
+            .await
+            .body["balance"],
+        3000
+    );
+    let list = s
+        .get(
+            &format!("/api/v1/customers/{c}/wallet/transactions"),
+            &o.token,
+        )
+        .await;
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["amount"], 500, "newest first");
@@ -57,13 +96,52 @@ async fn bad_credits_are_422_unknown_customers_404_and_nothing_changes() {
         r.assert_problem(422, "validation_failed");
         assert!(!r.error_fields().is_empty(), "{body}");
     }
-    s.post(&format!("/api/v1/customers/{theirs}/wallet/credits"), &o.token, json!({"amount": 10})).await.assert_problem(404, "not_found");
-    s.post("/api/v1/customers/nope/wallet/credits", &o.token, json!({"amount": 10})).await.assert_problem(404, "not_found");
-    s.get(&format!("/api/v1/customers/{theirs}/wallet"), &o.token).await.assert_problem(404, "not_found");
-    s.get(&format!("/api/v1/customers/{theirs}/wallet/transactions"), &o.token).await.assert_problem(404, "not_found");
-    assert_eq!(s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token).await.body["balance"], 0);
-    assert!(s.get(&format!("/api/v1/customers/{c}/wallet/transactions"), &o.token).await.body["items"].as_array().unwrap().is_empty());
-    assert_eq!(s.get(&format!("/api/v1/customers/{theirs}/wallet"), &other.token).await.body["balance"], 0);
+    s.post(
+        &format!("/api/v1/customers/{theirs}/wallet/credits"),
+        &o.token,
+        json!({"amount": 10}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    s.post(
+        "/api/v1/customers/nope/wallet/credits",
+        &o.token,
+        json!({"amount": 10}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    s.get(&format!("/api/v1/customers/{theirs}/wallet"), &o.token)
+        .await
+        .assert_problem(404, "not_found");
+    s.get(
+        &format!("/api/v1/customers/{theirs}/wallet/transactions"),
+        &o.token,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert_eq!(
+        s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
+            .await
+            .body["balance"],
+        0
+    );
+    assert!(
+        s.get(
+            &format!("/api/v1/customers/{c}/wallet/transactions"),
+            &o.token
+        )
+        .await
+        .body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/customers/{theirs}/wallet"), &other.token)
+            .await
+            .body["balance"],
+        0
+    );
 }
 
 #[tokio::test]
@@ -71,16 +149,39 @@ async fn a_balance_that_would_overflow_is_refused() {
     let s = start().await;
     let o = s.signup("Overflow").await;
     let c = customer(&s, &o.token).await;
-    s.post(&format!("/api/v1/customers/{c}/wallet/credits"), &o.token, json!({"amount": 1})).await;
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&s.database_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE wallets SET balance = {} WHERE customer_id = '{c}'", i64::MAX - 5)))
-        .execute(&pool)
+    s.post(
+        &format!("/api/v1/customers/{c}/wallet/credits"),
+        &o.token,
+        json!({"amount": 1}),
+    )
+    .await;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
         .await
         .unwrap();
-    let r = s.post(&format!("/api/v1/customers/{c}/wallet/credits"), &o.token, json!({"amount": 10})).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE wallets SET balance = {} WHERE customer_id = '{c}'",
+        i64::MAX - 5
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let r = s
+        .post(
+            &format!("/api/v1/customers/{c}/wallet/credits"),
+            &o.token,
+            json!({"amount": 10}),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["amount"]);
-    assert_eq!(s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token).await.body["balance"], i64::MAX - 5);
+    assert_eq!(
+        s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
+            .await
+            .body["balance"],
+        i64::MAX - 5
+    );
 }
 
 #[tokio::test]
@@ -102,12 +203,23 @@ async fn credits_take_an_idempotency_key() {
     let again = send(json!({"reference": "r", "amount": 700}), "credit-1").await;
     assert_eq!(again.status, 201);
     assert_eq!(again.body, first.body);
-    send(json!({"amount": 701, "reference": "r"}), "credit-1").await.assert_problem(422, "idempotency_key_reused");
+    send(json!({"amount": 701, "reference": "r"}), "credit-1")
+        .await
+        .assert_problem(422, "idempotency_key_reused");
     // The same key on another route is another key.
-    assert_eq!(s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token).await.body["balance"], 700);
+    assert_eq!(
+        s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
+            .await
+            .body["balance"],
+        700
+    );
     // A refused credit is remembered as refused.
-    send(json!({"amount": -1}), "credit-2").await.assert_problem(422, "validation_failed");
-    send(json!({"amount": -1}), "credit-2").await.assert_problem(422, "validation_failed");
+    send(json!({"amount": -1}), "credit-2")
+        .await
+        .assert_problem(422, "validation_failed");
+    send(json!({"amount": -1}), "credit-2")
+        .await
+        .assert_problem(422, "validation_failed");
     let bad_key = TestServer::read(
         s.client
             .post(format!("{}/api/v1/customers/{c}/wallet/credits", s.base))
@@ -129,11 +241,23 @@ async fn only_sales_admin_and_owner_credit_wallets_everyone_reads() {
     let c = customer(&s, &o.token).await;
     let path = format!("/api/v1/customers/{c}/wallet/credits");
     let sales = s.user_with_role(&o, "sales").await;
-    assert_eq!(s.post(&path, &sales.token, json!({"amount": 5})).await.status, 201);
+    assert_eq!(
+        s.post(&path, &sales.token, json!({"amount": 5}))
+            .await
+            .status,
+        201
+    );
     for role in ["warehouse", "viewer"] {
         let u = s.user_with_role(&o, role).await;
-        s.post(&path, &u.token, json!({"amount": 5})).await.assert_problem(403, "forbidden");
-        assert_eq!(s.get(&format!("/api/v1/customers/{c}/wallet"), &u.token).await.body["balance"], 5);
+        s.post(&path, &u.token, json!({"amount": 5}))
+            .await
+            .assert_problem(403, "forbidden");
+        assert_eq!(
+            s.get(&format!("/api/v1/customers/{c}/wallet"), &u.token)
+                .await
+                .body["balance"],
+            5
+        );
     }
 }
 
@@ -143,28 +267,72 @@ async fn the_ledger_always_sums_to_the_balance() {
     let o = s.signup("Ledger").await;
     let t = &o.token;
     let c = customer(&s, t).await;
-    let p = s.post("/api/v1/products", t, json!({"name": "P", "variants": [{"sku": "P", "price": 300, "stock": 100}]})).await;
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "P", "variants": [{"sku": "P", "price": 300, "stock": 100}]}),
+        )
+        .await;
     let v = p.body["variants"][0]["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/api/v1/customers/{c}/wallet/credits"), t, json!({"amount": 2000})).await;
+    s.post(
+        &format!("/api/v1/customers/{c}/wallet/credits"),
+        t,
+        json!({"amount": 2000}),
+    )
+    .await;
     let mut orders = Vec::new();
     for _ in 0..4 {
         let r = s.post("/api/v1/orders", t, json!({"customer_id": c, "payment_method": "wallet", "items": [{"variant_id": v, "quantity": 1}]})).await;
         assert_eq!(r.status, 201);
         orders.push(r.body["id"].as_str().unwrap().to_owned());
     }
-    s.post(&format!("/api/v1/orders/{}/status", orders[1]), t, json!({"status": "cancelled"})).await;
-    s.post(&format!("/api/v1/customers/{c}/wallet/credits"), t, json!({"amount": 50})).await;
-    let balance = s.get(&format!("/api/v1/customers/{c}/wallet"), t).await.body["balance"].as_i64().unwrap();
+    s.post(
+        &format!("/api/v1/orders/{}/status", orders[1]),
+        t,
+        json!({"status": "cancelled"}),
+    )
+    .await;
+    s.post(
+        &format!("/api/v1/customers/{c}/wallet/credits"),
+        t,
+        json!({"amount": 50}),
+    )
+    .await;
+    let balance = s
+        .get(&format!("/api/v1/customers/{c}/wallet"), t)
+        .await
+        .body["balance"]
+        .as_i64()
+        .unwrap();
     assert_eq!(balance, 2000 - 4 * 300 + 300 + 50);
-    let list = s.get(&format!("/api/v1/customers/{c}/wallet/transactions?limit=100"), t).await;
+    let list = s
+        .get(
+            &format!("/api/v1/customers/{c}/wallet/transactions?limit=100"),
+            t,
+        )
+        .await;
     let items = list.body["items"].as_array().unwrap();
     let mut sum = 0;
     for e in items.iter().rev() {
         let amount = e["amount"].as_i64().unwrap();
-        sum += if e["type"] == "debit" { -amount } else { amount };
-        assert_eq!(e["balance_after"].as_i64().unwrap(), sum, "balance_after follows the ledger");
+        sum += if e["type"] == "debit" {
+            -amount
+        } else {
+            amount
+        };
+        assert_eq!(
+            e["balance_after"].as_i64().unwrap(),
+            sum,
+            "balance_after follows the ledger"
+        );
     }
     assert_eq!(sum, balance);
     let kinds: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["credit", "refund", "debit", "debit", "debit", "debit", "credit"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "credit", "refund", "debit", "debit", "debit", "debit", "credit"
+        ]
+    );
 }

@@ -32,8 +32,10 @@ CREATE INDEX products_active ON products (tenant_id, active, created_at DESC, id
 
 -- Substring search on product names: a trigram index on the lower-cased
 -- name serves `lower(name) LIKE '%q%'`.
+-- btree_gin lets the index lead with tenant_id.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX products_name_trgm ON products USING gin (lower(name) gin_trgm_ops);
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+CREATE INDEX products_name_trgm ON products USING gin (tenant_id, lower(name) gin_trgm_ops) WHERE deleted_at IS NULL;
 
 CREATE TABLE variants (
     tenant_id     TEXT NOT NULL,
@@ -50,10 +52,12 @@ CREATE TABLE variants (
     position      BIGINT NOT NULL,
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL,
+    deleted_at    BIGINT,                      -- set with its product's
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, product_id) REFERENCES products (tenant_id, id)
 );
-CREATE UNIQUE INDEX variants_sku ON variants (tenant_id, sku);
+-- A deleted product's SKUs are free again.
+CREATE UNIQUE INDEX variants_sku ON variants (tenant_id, sku) WHERE deleted_at IS NULL;
 CREATE INDEX variants_product ON variants (tenant_id, product_id, position);
 CREATE INDEX variants_tenant_created ON variants (tenant_id, created_at DESC, id DESC);
 CREATE INDEX variants_low_stock ON variants (tenant_id, created_at DESC, id DESC) WHERE stock <= reorder_level;

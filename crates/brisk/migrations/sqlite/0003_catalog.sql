@@ -30,17 +30,39 @@ CREATE INDEX products_tenant_created ON products (tenant_id, created_at DESC, id
 CREATE INDEX products_category ON products (tenant_id, category_id, created_at DESC, id DESC) WHERE deleted_at IS NULL;
 CREATE INDEX products_active ON products (tenant_id, active, created_at DESC, id DESC) WHERE deleted_at IS NULL;
 
--- Substring search on product names: an FTS5 trigram index kept in step by
--- triggers (rowid = the product row's rowid).
-CREATE VIRTUAL TABLE product_search USING fts5 (name, tokenize = 'trigram');
-CREATE TRIGGER products_search_insert AFTER INSERT ON products BEGIN
-    INSERT INTO product_search (rowid, name) VALUES (new.rowid, new.name);
+-- Substring search on product names: an FTS5 trigram index over the names
+-- of live products. FTS5 rows need a stable integer rowid and a product's
+-- implicit rowid may change on VACUUM, so product_search hands out one per
+-- product. Triggers keep both in step inside the writing transaction.
+CREATE TABLE product_search (
+    rid        INTEGER PRIMARY KEY,
+    tenant_id  TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    UNIQUE (tenant_id, product_id)
+);
+CREATE VIRTUAL TABLE products_fts USING fts5 (name, tokenize = 'trigram');
+
+CREATE TRIGGER products_search_insert AFTER INSERT ON products
+WHEN new.deleted_at IS NULL
+BEGIN
+    INSERT INTO product_search (tenant_id, product_id) VALUES (new.tenant_id, new.id);
+    INSERT INTO products_fts (rowid, name) VALUES (
+        (SELECT rid FROM product_search WHERE tenant_id = new.tenant_id AND product_id = new.id), new.name);
 END;
-CREATE TRIGGER products_search_update AFTER UPDATE OF name ON products BEGIN
-    UPDATE product_search SET name = new.name WHERE rowid = new.rowid;
+
+CREATE TRIGGER products_search_update AFTER UPDATE OF name ON products
+WHEN new.deleted_at IS NULL
+BEGIN
+    UPDATE products_fts SET name = new.name
+    WHERE rowid = (SELECT rid FROM product_search WHERE tenant_id = new.tenant_id AND product_id = new.id);
 END;
-CREATE TRIGGER products_search_delete AFTER DELETE ON products BEGIN
-    DELETE FROM product_search WHERE rowid = old.rowid;
+
+CREATE TRIGGER products_search_soft_delete AFTER UPDATE OF deleted_at ON products
+WHEN old.deleted_at IS NULL AND new.deleted_at IS NOT NULL
+BEGIN
+    DELETE FROM products_fts
+    WHERE rowid = (SELECT rid FROM product_search WHERE tenant_id = old.tenant_id AND product_id = old.id);
+    DELETE FROM product_search WHERE tenant_id = old.tenant_id AND product_id = old.id;
 END;
 
 CREATE TABLE variants (
@@ -58,10 +80,12 @@ CREATE TABLE variants (
     position      INTEGER NOT NULL,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
+    deleted_at    INTEGER,                     -- set with its product's
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, product_id) REFERENCES products (tenant_id, id)
 );
-CREATE UNIQUE INDEX variants_sku ON variants (tenant_id, sku);
+-- A deleted product's SKUs are free again.
+CREATE UNIQUE INDEX variants_sku ON variants (tenant_id, sku) WHERE deleted_at IS NULL;
 CREATE INDEX variants_product ON variants (tenant_id, product_id, position);
 CREATE INDEX variants_tenant_created ON variants (tenant_id, created_at DESC, id DESC);
 CREATE INDEX variants_low_stock ON variants (tenant_id, created_at DESC, id DESC) WHERE stock <= reorder_level;

@@ -560,6 +560,7 @@ pub async fn setting_or_insert(db: &Db, key: &str, value: &str) -> Result<String
 pub struct SqlBuilder {
     text: String,
     args: Vec<Arg>,
+    one_shot: bool,
 }
 
 impl SqlBuilder {
@@ -567,6 +568,7 @@ impl SqlBuilder {
         SqlBuilder {
             text: text.to_owned(),
             args: Vec::new(),
+            one_shot: false,
         }
     }
 
@@ -602,6 +604,29 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends `($a, $b, …)` bound to `values`, for `x IN (…)`. Such
+    /// statements vary with the list's length, so they are not kept in the
+    /// per-connection statement cache, where they would push out the
+    /// statements that run all the time.
+    pub fn bind_in<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self.one_shot = true;
+        self.push(")")
+    }
+
+    /// Marks the statement as one whose text varies with its values (a
+    /// `VALUES` list): it is not kept in the statement cache.
+    pub fn one_shot(&mut self) -> &mut Self {
+        self.one_shot = true;
+        self
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -609,54 +634,8 @@ impl SqlBuilder {
     pub fn build(self) -> Sql {
         let mut q = sql_owned(self.text);
         q.args = self.args;
+        q.persistent = !self.one_shot;
         q
-    }
-}
-
-/// How a case-insensitive substring filter on one text column is written on
-/// each backend. SQLite answers from an FTS5 trigram table (for three
-/// characters or more: shorter needles have no trigram and fall back to
-/// `instr` over the tenant's rows); PostgreSQL from a `pg_trgm` GIN index on
-/// `lower(column)`.
-pub struct Substring<'a> {
-    /// The column, qualified (`p.name`).
-    pub column: &'a str,
-    /// The row's rowid expression for the FTS join (`p.rowid`), SQLite only.
-    pub rowid: &'a str,
-    /// The FTS5 table indexing the column, SQLite only.
-    pub fts_table: &'a str,
-}
-
-impl Substring<'_> {
-    pub fn push(&self, q: &mut SqlBuilder, backend: Backend, needle: &str) {
-        let lower = needle.to_lowercase();
-        match backend {
-            Backend::Sqlite if lower.chars().count() >= 3 => {
-                // An FTS5 phrase of one string: trigram substring match, with
-                // no operator characters to escape but the double quote.
-                let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
-                q.push(&format!(
-                    " AND {} IN (SELECT rowid FROM {} WHERE {} MATCH ",
-                    self.rowid, self.fts_table, self.fts_table
-                ))
-                .bind(phrase)
-                .push(")");
-            }
-            Backend::Sqlite => {
-                q.push(&format!(" AND instr(lower({}), ", self.column))
-                    .bind(lower)
-                    .push(") > 0");
-            }
-            Backend::Postgres => {
-                let escaped = lower
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                q.push(&format!(" AND lower({}) LIKE ", self.column))
-                    .bind(format!("%{escaped}%"))
-                    .push(" ESCAPE '\\'");
-            }
-        }
     }
 }
 

@@ -32,8 +32,11 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone)]
 pub struct Claim {
     tenant_id: String,
-    route: &'static str,
+    route: String,
     key: String,
+    /// When this request claimed the key: recording checks it, so a request
+    /// whose claim was taken over as stale can never record (and commit) too.
+    claimed_at: i64,
 }
 
 enum Begin {
@@ -67,22 +70,32 @@ impl Claim {
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
-        sql("UPDATE idempotency_keys SET status = $4, response = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3")
+        let recorded = sql("UPDATE idempotency_keys SET status = $4, response = $5 \
+                            WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL AND created_at = $6")
             .bind(self.tenant_id.as_str())
-            .bind(self.route)
+            .bind(self.route.as_str())
             .bind(self.key.as_str())
             .bind(i64::from(status.as_u16()))
             .bind(body)
+            .bind(self.claimed_at)
             .execute(ex)
             .await?;
-        Ok(())
+        if recorded == 1 {
+            Ok(())
+        } else {
+            // Another request took the key over: this one must not commit.
+            Err(ApiError::unavailable(
+                "this Idempotency-Key was taken over by a retry; retry again to get its answer",
+            ))
+        }
     }
 
     async fn release(&self, state: &AppState) {
-        let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL")
+        let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL AND created_at = $4")
             .bind(self.tenant_id.as_str())
-            .bind(self.route)
+            .bind(self.route.as_str())
             .bind(self.key.as_str())
+            .bind(self.claimed_at)
             .execute(state.db.writer())
             .await;
         if let Err(err) = released {
@@ -94,7 +107,7 @@ impl Claim {
 async fn begin(
     state: &AppState,
     tenant_id: &str,
-    route: &'static str,
+    route: &str,
     key: &str,
     request: &str,
 ) -> ApiResult<Begin> {
@@ -102,33 +115,34 @@ async fn begin(
         .unwrap_or(i64::MAX)
         .saturating_mul(2);
     let deadline = Instant::now() + state.config.request_timeout();
-    let claim = Claim {
+    let claim = |claimed_at| Claim {
         tenant_id: tenant_id.to_owned(),
-        route,
+        route: route.to_owned(),
         key: key.to_owned(),
+        claimed_at,
     };
     loop {
-        let now = now_micros();
-        let inserted = sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
-                            ON CONFLICT (tenant_id, route, key) DO NOTHING")
-        .bind(tenant_id)
-        .bind(route)
-        .bind(key)
-        .bind(request)
-        .bind(now)
-        .execute(state.db.writer())
-        .await?;
-        if inserted == 1 {
-            return Ok(Begin::Fresh(claim));
-        }
         let row = sql("SELECT request, status, response, created_at FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3")
             .bind(tenant_id)
             .bind(route)
             .bind(key)
             .fetch_optional(state.db.writer())
             .await?;
+        let now = now_micros();
         let Some(row) = row else {
-            continue; // released by a failed first attempt: claim it again
+            let inserted = sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
+                                ON CONFLICT (tenant_id, route, key) DO NOTHING")
+            .bind(tenant_id)
+            .bind(route)
+            .bind(key)
+            .bind(request)
+            .bind(now)
+            .execute(state.db.writer())
+            .await?;
+            if inserted == 1 {
+                return Ok(Begin::Fresh(claim(now)));
+            }
+            continue; // another request claimed it first: read its row
         };
         let stored_request: String = sqlx::Row::try_get(&row, "request")?;
         if stored_request != request {
@@ -146,6 +160,8 @@ async fn begin(
                 response.unwrap_or_default(),
             ));
         }
+        // In flight. A claim older than any request may run belongs to a
+        // node that died: take it over.
         let created_at: i64 = sqlx::Row::try_get(&row, "created_at")?;
         if now.saturating_sub(created_at) > stale_after {
             let taken = sql("UPDATE idempotency_keys SET created_at = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3 \
@@ -158,7 +174,7 @@ async fn begin(
             .execute(state.db.writer())
             .await?;
             if taken == 1 {
-                return Ok(Begin::Fresh(claim));
+                return Ok(Begin::Fresh(claim(now)));
             }
         }
         if Instant::now() > deadline {
@@ -192,7 +208,7 @@ fn replay(status: u16, body: String) -> Response {
 pub async fn once<F, Fut>(
     state: &AppState,
     tenant_id: &str,
-    route: &'static str,
+    route: &str,
     key: Option<String>,
     request: &Value,
     op: F,

@@ -15,6 +15,9 @@ pub const MAX_OPTIONS: usize = 10;
 pub const MAX_OPTION_VALUES: usize = 100;
 pub const MAX_IMAGES: usize = 50;
 pub const MAX_TIERS: usize = 20;
+/// The most a variant may hold: far beyond any warehouse, and small enough
+/// that sums over a product's variants can never overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000_000;
 const NAME_CHARS: usize = 200;
 const SKU_CHARS: usize = 64;
 const DESCRIPTION_CHARS: usize = 10_000;
@@ -68,7 +71,9 @@ pub struct NewProduct {
 /// `category_id`; `images` replaces the whole set.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductPatch {
-    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
@@ -92,8 +97,9 @@ pub struct VariantPatch {
     #[schema(value_type = Option<Object>)]
     pub option_values: Option<BTreeMap<String, String>>,
     pub tiers: Option<Vec<Tier>>,
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
     #[schema(value_type = Option<i64>)]
-    pub stock: Option<Value>,
+    pub stock: Option<Option<Value>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -434,9 +440,9 @@ pub fn check_variant(
         "must not be negative",
     );
     v.check(
-        variant.stock.unwrap_or(0) >= 0,
+        (0..=MAX_STOCK).contains(&variant.stock.unwrap_or(0)),
         format!("{prefix}.stock"),
-        "must not be negative",
+        format!("must be between 0 and {MAX_STOCK}"),
     );
     v.check(
         variant.reorder_level.unwrap_or(0) >= 0,
@@ -490,8 +496,10 @@ pub fn check_new_product(p: &NewProduct) -> Validator {
 
 pub fn check_product_patch(p: &ProductPatch) -> Validator {
     let mut v = Validator::new();
-    if let Some(name) = &p.name {
-        v.text("name", name, NAME_CHARS);
+    match &p.name {
+        Some(Some(name)) => v.text("name", name, NAME_CHARS),
+        Some(None) => v.error("name", "must not be null"),
+        None => {}
     }
     if let Some(Some(d)) = &p.description {
         v.optional_text("description", d, DESCRIPTION_CHARS);

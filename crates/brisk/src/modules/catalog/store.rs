@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::modules::inventory;
 use crate::modules::pricing::engine::Tier;
 use crate::platform::clock::{new_id, now_micros};
-use crate::platform::db::{SqlBuilder, Substring, Tx, commit, is_unique_violation, sql, sql_owned};
+use crate::platform::db::{Backend, SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 
@@ -207,6 +207,7 @@ async fn insert_images(
             .push(")");
         shown.push(shown_image);
     }
+    q.one_shot();
     q.build().execute(&mut **tx).await?;
     Ok(shown)
 }
@@ -304,6 +305,41 @@ const PRODUCT_AGGREGATES: &str = ", \
      (SELECT CAST(SUM(v.stock) AS BIGINT) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS stock_total, \
      (SELECT COUNT(*) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS variant_count";
 
+/// `AND <the product's name contains needle, case-insensitively>`.
+/// SQLite answers from the FTS5 trigram index (three characters or more;
+/// shorter needles have no trigram and walk the tenant's products);
+/// PostgreSQL from the `pg_trgm` GIN index on `(tenant_id, lower(name))`.
+fn name_contains(q: &mut SqlBuilder, backend: Backend, needle: &str) {
+    let lower = needle.to_lowercase();
+    match backend {
+        Backend::Sqlite if lower.chars().count() >= 3 => {
+            // One FTS5 phrase: a trigram substring match, with no operator
+            // characters to escape but the double quote.
+            let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
+            q.push(
+                " AND p.id IN (SELECT s.product_id FROM product_search s WHERE s.tenant_id = p.tenant_id \
+                 AND s.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ",
+            )
+            .bind(phrase)
+            .push("))");
+        }
+        Backend::Sqlite => {
+            q.push(" AND instr(lower(p.name), ")
+                .bind(lower)
+                .push(") > 0");
+        }
+        Backend::Postgres => {
+            let escaped = lower
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q.push(" AND lower(p.name) LIKE ")
+                .bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ProductFilter {
     pub category_id: Option<String>,
@@ -330,13 +366,9 @@ pub async fn list_products(
     if let Some(active) = filter.active {
         q.push(" AND p.active = ").bind(active);
     }
+    let searching = filter.q.as_deref().is_some_and(|n| !n.is_empty());
     if let Some(needle) = filter.q.as_deref().filter(|n| !n.is_empty()) {
-        Substring {
-            column: "p.name",
-            rowid: "p.rowid",
-            fts_table: "product_search",
-        }
-        .push(&mut q, state.db.backend(), needle);
+        name_contains(&mut q, state.db.backend(), needle);
     }
     if filter.min_price.is_some() || filter.max_price.is_some() {
         q.push(" AND EXISTS (SELECT 1 FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id");
@@ -351,8 +383,12 @@ pub async fn list_products(
     q.after_cursor("p.", page.after.as_ref())
         .push(" ORDER BY p.created_at DESC, p.id DESC LIMIT ")
         .bind(page.fetch_limit());
-    let rows = q
-        .build()
+    let mut statement = q.build();
+    if searching {
+        // How selective a pattern is decides the best plan: plan each run.
+        statement = statement.planned_per_run();
+    }
+    let rows = statement
         .fetch_all_as::<_, ProductRow>(state.db.reader())
         .await?;
     let (rows, next) = page.finish(rows, |p| Cursor {
@@ -382,14 +418,10 @@ where
     let mut q = SqlBuilder::new(&format!(
         "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.tenant_id = "
     ));
-    q.bind(tenant_id).push(" AND v.product_id IN (");
-    for (i, id) in product_ids.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.bind(*id);
-    }
-    q.push(") ORDER BY v.product_id, v.position");
+    q.bind(tenant_id)
+        .push(" AND v.product_id IN ")
+        .bind_in(product_ids.iter().copied())
+        .push(" ORDER BY v.product_id, v.position");
     let rows = q.build().fetch_all_as::<_, VariantRow>(ex).await?;
     let mut by_product: HashMap<String, Vec<Variant>> = HashMap::new();
     for row in rows {
@@ -418,7 +450,11 @@ where
 
 /// A product with options, variants and images: three statements.
 pub async fn product_detail(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<Product> {
-    let db = state.db.reader();
+    product_detail_on(state.db.reader(), tenant_id, id).await
+}
+
+/// [`product_detail`] from a chosen pool (the primary, right after a write).
+async fn product_detail_on(db: &sqlx::AnyPool, tenant_id: &str, id: &str) -> ApiResult<Product> {
     let row = product_row(db, tenant_id, id)
         .await?
         .ok_or_else(product_not_found)?;
@@ -469,7 +505,7 @@ pub async fn patch_product(
     }
     let mut q = SqlBuilder::new("UPDATE products SET updated_at = ");
     q.bind(now_micros());
-    if let Some(name) = &patch.name {
+    if let Some(Some(name)) = &patch.name {
         q.push(", name = ").bind(name.trim());
     }
     if let Some(description) = &patch.description {
@@ -499,22 +535,30 @@ pub async fn patch_product(
         insert_images(&mut tx, tenant_id, id, images).await?;
     }
     commit(tx).await?;
-    product_detail(state, tenant_id, id).await
+    product_detail_on(state.db.writer(), tenant_id, id).await
 }
 
 pub async fn delete_product(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<()> {
     let now = now_micros();
+    let mut tx = state.db.begin().await?;
     let deleted = sql("UPDATE products SET deleted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
         .bind(tenant_id)
         .bind(id)
         .bind(now)
-        .execute(state.db.writer())
+        .execute(&mut *tx)
         .await?;
     if deleted == 0 {
-        Err(product_not_found())
-    } else {
-        Ok(())
+        return Err(product_not_found());
     }
+    // Its variants go with it, freeing their SKUs.
+    sql("UPDATE variants SET deleted_at = $3 WHERE tenant_id = $1 AND product_id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    commit(tx).await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -527,13 +571,23 @@ pub async fn add_variant(
     product_id: &str,
     body: impl FnOnce() -> ApiResult<NewVariant>,
 ) -> ApiResult<Variant> {
+    let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let product = product_row(&mut *tx, tenant_id, product_id)
+    // Touching the product first locks its row, so concurrent additions
+    // take positions one after the other, and a product deleted meanwhile
+    // is a 404.
+    let touched = sql("UPDATE products SET updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING options")
+        .bind(tenant_id)
+        .bind(product_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(product_not_found)?;
+    let options: String = sqlx::Row::try_get(&touched, "options")?;
+    let options: Vec<ProductOption> = serde_json::from_str(&options).unwrap_or_default();
     let new = body()?;
     let mut v = crate::platform::http::error::Validator::new();
-    check_variant(&mut v, "variant", &new, &product.options());
+    check_variant(&mut v, "variant", &new, &options);
     v.finish().map_err(|e| strip_prefix(e, "variant."))?;
     let next_position: i64 = sqlx::Row::try_get(
         &sql("SELECT CAST(COALESCE(MAX(position), -1) + 1 AS BIGINT) AS next FROM variants WHERE tenant_id = $1 AND product_id = $2")
@@ -543,7 +597,6 @@ pub async fn add_variant(
             .await?,
         "next",
     )?;
-    let now = now_micros();
     let mut variants = insert_variants(
         &mut tx,
         tenant_id,
@@ -553,12 +606,6 @@ pub async fn add_variant(
         now,
     )
     .await?;
-    sql("UPDATE products SET updated_at = $3 WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(product_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     commit(tx).await?;
     variants.pop().ok_or_else(ApiError::internal)
 }
@@ -726,14 +773,8 @@ where
          WHERE v.tenant_id = ",
     );
     q.bind(tenant_id)
-        .push(" AND p.deleted_at IS NULL AND v.id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.bind(*id);
-    }
-    q.push(")");
+        .push(" AND p.deleted_at IS NULL AND v.id IN ")
+        .bind_in(ids.iter().copied());
     let rows: Vec<AnyRow> = q.build().fetch_all(ex).await?;
     rows.iter()
         .map(|r| VariantForSale::from_row(r).map(|v| (v.id.clone(), v)))

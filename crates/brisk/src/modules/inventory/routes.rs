@@ -63,7 +63,7 @@ async fn adjust_stock(
         // A missing variant outranks a bad body.
         Err(e) => {
             return Err(
-                if store::variant_exists(state.db.reader(), &auth.tenant_id, &id).await? {
+                if store::variant_exists(state.db.writer(), &auth.tenant_id, &id).await? {
                     e
                 } else {
                     ApiError::not_found("no such variant")

@@ -4,9 +4,10 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use crate::app::AppState;
+use crate::modules::catalog::MAX_STOCK;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 
 /// A stock change to record.
@@ -72,6 +73,7 @@ pub async fn record_movements(
             .bind(now)
             .push(")");
     }
+    q.one_shot();
     q.build().execute(&mut **tx).await?;
     Ok(())
 }
@@ -107,14 +109,15 @@ pub async fn adjust_stock(
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4 \
-                       WHERE tenant_id = $1 AND id = $2 AND stock + $3 >= 0 \
-                       AND EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = variants.tenant_id \
-                                   AND p.id = variants.product_id AND p.deleted_at IS NULL) \
-                       RETURNING stock")
+         WHERE tenant_id = $1 AND id = $2 AND stock + $3 >= 0 AND stock + $3 <= $5 \
+         AND EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = variants.tenant_id \
+                     AND p.id = variants.product_id AND p.deleted_at IS NULL) \
+         RETURNING stock")
     .bind(tenant_id)
     .bind(variant_id)
     .bind(delta)
     .bind(now)
+    .bind(MAX_STOCK)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = updated else {
@@ -124,19 +127,22 @@ pub async fn adjust_stock(
             .bind(variant_id)
             .fetch_optional(&mut *tx)
             .await?;
-        return Err(match current {
-            None => variant_not_found(),
-            Some(row) => {
-                let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
-                ApiError::conflict(
-                    "out_of_stock",
-                    format!("variant {variant_id} has {stock}, {} requested", -delta),
-                )
-                .with_errors(vec![crate::platform::http::error::FieldError {
-                    field: "delta".into(),
-                    message: format!("would take the stock to {}", stock.saturating_add(delta)),
-                }])
-            }
+        let Some(row) = current else {
+            return Err(variant_not_found());
+        };
+        let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
+        let after = stock.saturating_add(delta);
+        return Err(if after < 0 {
+            ApiError::conflict(
+                "out_of_stock",
+                format!("variant {variant_id} has {stock}, {} requested", -delta),
+            )
+            .with_errors(vec![FieldError {
+                field: "delta".into(),
+                message: format!("would take the stock to {after}"),
+            }])
+        } else {
+            ApiError::field("delta", format!("would take the stock above {MAX_STOCK}"))
         });
     };
     let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
@@ -233,14 +239,8 @@ pub async fn list_stock(
     if low_only {
         q.push(" AND v.stock <= v.reorder_level");
     }
-    if let Some(c) = &page.after {
-        q.push(" AND (v.created_at, v.id) < (")
-            .bind(c.created_at)
-            .push(", ")
-            .bind(c.id.clone())
-            .push(")");
-    }
-    q.push(" ORDER BY v.created_at DESC, v.id DESC LIMIT ")
+    q.after_cursor("v.", page.after.as_ref())
+        .push(" ORDER BY v.created_at DESC, v.id DESC LIMIT ")
         .bind(page.fetch_limit());
     let rows = q
         .build()
@@ -265,14 +265,11 @@ pub async fn lock_variants(
         return Ok(());
     }
     let mut q = SqlBuilder::new("SELECT id FROM variants WHERE tenant_id = ");
-    q.bind(tenant_id).push(" AND id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.bind(*id);
-    }
-    q.push(") ORDER BY id FOR UPDATE");
+    q.bind(tenant_id)
+        .push(" AND id IN ")
+        .bind_in(ids.iter().copied())
+        .push(" ORDER BY id FOR UPDATE");
+    q.one_shot();
     q.build().execute(&mut **tx).await?;
     Ok(())
 }
@@ -302,7 +299,7 @@ async fn apply_deltas(
     if guard {
         q.push(" AND variants.stock + d.delta >= 0");
     }
-    q.push(" RETURNING id, stock");
+    q.push(" RETURNING id, stock").one_shot();
     let rows = q.build().fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|r| {

@@ -235,7 +235,7 @@ async fn change_status(
         .and_then(Value::as_str)
         .and_then(OrderStatus::parse);
     auth.require(target.map_or(Action::WriteSales, OrderStatus::required_action))?;
-    if !store::order_exists(state.db.reader(), &auth.tenant_id, &id).await? {
+    if !store::order_exists(state.db.writer(), &auth.tenant_id, &id).await? {
         return Err(ApiError::not_found("no such order"));
     }
     let req: StatusChange = from_value(raw)?;

@@ -53,18 +53,7 @@ fn fixed_cart(
         line.discount = discount;
         line.line_total = line_total;
     }
-    let plain: Vec<pricing::engine::Line> = cart
-        .lines
-        .iter()
-        .map(|l| pricing::engine::Line {
-            quantity: l.quantity,
-            unit_price: l.unit_price,
-            discount: l.discount,
-            line_total: l.line_total,
-            margin_bp: l.margin_bp,
-            margin_ok: l.margin_ok,
-        })
-        .collect();
+    let plain: Vec<pricing::engine::Line> = cart.lines.iter().map(pricing::as_line).collect();
     cart.totals = pricing::engine::totals(&plain)
         .map_err(|_| ApiError::field("items", "the order's total is too large"))?;
     Ok(cart)
@@ -213,6 +202,7 @@ pub async fn place_order_in(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    q.one_shot();
     q.build().execute(&mut **tx).await?;
     let history = insert_history(tx, tenant_id, &order_id, status, None, now).await?;
     let order = Order {
@@ -369,7 +359,7 @@ pub async fn history(
     page: &Page,
 ) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
     let db = state.db.reader();
-    if order_row(db, tenant_id, order_id).await?.is_none() {
+    if !order_exists(db, tenant_id, order_id).await? {
         return Err(order_not_found());
     }
     let rows = history_page(

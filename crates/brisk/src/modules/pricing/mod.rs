@@ -179,7 +179,8 @@ fn shown_line(item: &CartItem, v: &VariantForSale, line: Line) -> PricedLine {
     }
 }
 
-fn as_line(l: &PricedLine) -> Line {
+/// The engine's view of a priced line (for re-totalling fixed prices).
+pub fn as_line(l: &PricedLine) -> Line {
     Line {
         quantity: l.quantity,
         unit_price: l.unit_price,

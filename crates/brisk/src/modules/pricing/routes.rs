@@ -10,7 +10,7 @@ use super::{CartItem, PricedLine, check_items, load_variants, price_cart};
 use crate::app::AppState;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::AuthUser;
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem, Validator};
 use crate::platform::http::extract::ApiJson;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,16 +63,26 @@ async fn calculate(
     check_items(&mut v, &items, false);
     v.finish()?;
     let db = state.db.reader();
-    let discount_bp = match &req.customer_id {
-        Some(id) => {
-            crm::customer_discount(db, &auth.tenant_id, id)
-                .await?
-                .ok_or_else(|| ApiError::field("customer_id", "no such customer"))?
-                .discount_bp
+    let customer = match &req.customer_id {
+        Some(id) => Some(crm::customer_discount(db, &auth.tenant_id, id).await?),
+        None => None,
+    };
+    let variants = load_variants(db, &auth.tenant_id, &items).await?;
+    let discount_bp = match customer {
+        Some(Some(c)) => c.discount_bp,
+        Some(None) => {
+            // Name every bad reference at once, the customer and the items.
+            let mut errors = vec![FieldError {
+                field: "customer_id".into(),
+                message: "no such customer".into(),
+            }];
+            if let Err(e) = price_cart(&items, &variants, 0) {
+                errors.extend(e.errors);
+            }
+            return Err(ApiError::validation(errors));
         }
         None => 0,
     };
-    let variants = load_variants(db, &auth.tenant_id, &items).await?;
     let cart = price_cart(&items, &variants, discount_bp)?;
     let currency = tenancy::currency(&state, &auth.tenant_id).await?;
     Ok(Json(PricingResponse {

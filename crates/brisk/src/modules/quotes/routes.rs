@@ -52,7 +52,9 @@ pub struct NewQuotation {
 /// PATCH body: any subset; `notes: null` clears the notes.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct QuotationPatch {
-    customer_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
+    #[schema(value_type = Option<String>)]
+    customer_id: Option<Option<String>>,
     items: Option<Vec<QuotationItem>>,
     valid_until: Option<String>,
     #[serde(default, deserialize_with = "crate::platform::http::extract::present")]
@@ -193,31 +195,30 @@ async fn patch(
     body: ApiJson<QuotationPatch>,
 ) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
-    if !store::exists(&state, &auth.tenant_id, &id).await? {
-        return Err(ApiError::not_found("no such quotation"));
-    }
-    let patch = body.parse()?;
-    let mut input = store::current_input(&state, &auth.tenant_id, &id).await?;
-    let mut v = Validator::new();
-    if let Some(c) = patch.customer_id {
-        input.customer_id = c.trim().to_owned();
-    }
-    if let Some(items) = &patch.items {
-        input.items = cart_items(items);
-    }
-    if let Some(text) = &patch.valid_until
-        && let Some(date) = check_valid_until(&mut v, text)
-    {
-        input.valid_until = date;
-    }
-    if let Some(notes) = patch.notes {
-        input.notes = notes.map(|n| n.trim().to_owned());
-    }
-    check_input(&mut v, &input);
-    v.finish()?;
-    store::edit(&state, &auth.tenant_id, &id, input)
-        .await
-        .map(Json)
+    store::edit(&state, &auth.tenant_id, &id, |mut input| {
+        let patch = body.parse()?;
+        let mut v = Validator::new();
+        match patch.customer_id {
+            Some(Some(c)) => input.customer_id = c.trim().to_owned(),
+            Some(None) => v.error("customer_id", "must not be null"),
+            None => {}
+        }
+        if let Some(items) = &patch.items {
+            input.items = cart_items(items);
+        }
+        if let Some(text) = &patch.valid_until
+            && let Some(date) = check_valid_until(&mut v, text)
+        {
+            input.valid_until = date;
+        }
+        if let Some(notes) = patch.notes {
+            input.notes = notes.map(|n| n.trim().to_owned());
+        }
+        check_input(&mut v, &input);
+        v.finish().map(|()| input)
+    })
+    .await
+    .map(Json)
 }
 
 async fn move_quotation(

@@ -11,7 +11,7 @@ use crate::modules::crm;
 use crate::modules::orders::{self, LinePrices, NewOrder, PaymentMethod};
 use crate::modules::pricing::{self, CartItem, PricedCart};
 use crate::platform::clock::{self, new_id, now_micros};
-use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql, sql_owned};
+use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql, sql_owned};
 use crate::platform::http::error::{ApiError, ApiResult, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::outbox::{self, topic};
@@ -244,6 +244,7 @@ async fn write_lines(
             .bind(l.margin_ok)
             .push(")");
     }
+    q.one_shot();
     q.build().execute(&mut **tx).await?;
     Ok(lines)
 }
@@ -419,16 +420,47 @@ fn invalid(from: &str, action: &str) -> ApiError {
     )
 }
 
-/// Replaces a draft's contents (re-pricing it).
+/// Edits a draft: `change` turns the stored contents into the new ones
+/// (400/422 for a bad body). The row is read and locked inside the
+/// transaction, so two concurrent edits apply one after the other instead
+/// of one overwriting the other. Order of refusals: 404, 422, 409.
 pub async fn edit(
     state: &AppState,
     tenant_id: &str,
     id: &str,
-    input: QuotationInput,
+    change: impl FnOnce(QuotationInput) -> ApiResult<QuotationInput>,
 ) -> ApiResult<Quotation> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let current = row(&mut *tx, tenant_id, id).await?.ok_or_else(not_found)?;
+    let lock = match state.db.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "", // the single writer is the lock
+    };
+    let current = sql_owned(format!(
+        "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = $1 AND id = $2{lock}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional_as::<_, QuotationRow>(&mut *tx)
+    .await?
+    .ok_or_else(not_found)?;
+    let lines = lines_of(&mut *tx, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
+    let input = change(QuotationInput {
+        customer_id: current.customer_id.clone(),
+        items: lines
+            .iter()
+            .map(|l| CartItem {
+                variant_id: l.variant_id.clone(),
+                quantity: l.quantity,
+                unit_price: (l.explicit_price != 0).then_some(l.unit_price),
+            })
+            .collect(),
+        valid_until: current.valid_until.clone(),
+        notes: current.notes.clone(),
+    })?;
     let cart = price(&mut tx, tenant_id, &input).await?;
     if current.status != "draft" {
         return Err(invalid(
@@ -436,8 +468,8 @@ pub async fn edit(
             "edited",
         ));
     }
-    let updated = sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
-                       total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2 AND status = 'draft'")
+    sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
+         total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2")
     .bind(tenant_id)
     .bind(id)
     .bind(input.customer_id.as_str())
@@ -449,9 +481,6 @@ pub async fn edit(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    if updated == 0 {
-        return Err(invalid("no longer a draft", "edited"));
-    }
     sql("DELETE FROM quotation_items WHERE tenant_id = $1 AND quotation_id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -460,29 +489,6 @@ pub async fn edit(
     write_lines(&mut tx, tenant_id, id, &cart, &input.items).await?;
     commit(tx).await?;
     detail(state.db.writer(), tenant_id, id).await
-}
-
-/// The stored quotation a patch starts from, as an input.
-pub async fn current_input(
-    state: &AppState,
-    tenant_id: &str,
-    id: &str,
-) -> ApiResult<QuotationInput> {
-    let q = detail(state.db.writer(), tenant_id, id).await?;
-    Ok(QuotationInput {
-        customer_id: q.customer_id,
-        items: q
-            .items
-            .iter()
-            .map(|l| CartItem {
-                variant_id: l.variant_id.clone(),
-                quantity: l.quantity,
-                unit_price: (l.explicit_price != 0).then_some(l.unit_price),
-            })
-            .collect(),
-        valid_until: q.valid_until,
-        notes: q.notes,
-    })
 }
 
 /// send, accept, reject: a conditional move from the one status allowed.

@@ -41,8 +41,8 @@ pub struct CreditRequest {
     reference: Option<String>,
 }
 
-async fn require_customer(state: &AppState, tenant_id: &str, customer_id: &str) -> ApiResult<()> {
-    crm::customer_discount(state.db.reader(), tenant_id, customer_id)
+async fn require_customer(db: &sqlx::AnyPool, tenant_id: &str, customer_id: &str) -> ApiResult<()> {
+    crm::customer_discount(db, tenant_id, customer_id)
         .await?
         .map(|_| ())
         .ok_or_else(|| ApiError::not_found("no such customer"))
@@ -56,7 +56,7 @@ async fn get_wallet(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Wallet>> {
-    require_customer(&state, &auth.tenant_id, &id).await?;
+    require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
     let balance = store::balance(state.db.reader(), &auth.tenant_id, &id).await?;
     let currency = tenancy::currency(&state, &auth.tenant_id).await?;
     Ok(Json(Wallet {
@@ -80,7 +80,7 @@ async fn credit(
 ) -> ApiResult<Response> {
     auth.require(Action::WriteSales)?;
     let key = idempotency::key_from(&headers)?;
-    require_customer(&state, &auth.tenant_id, &id).await?;
+    require_customer(state.db.writer(), &auth.tenant_id, &id).await?;
     let request = body.parse()?;
     idempotency::once(
         &state,
@@ -133,7 +133,7 @@ async fn transactions(
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;
-    require_customer(&state, &auth.tenant_id, &id).await?;
+    require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
     let (items, next) = store::transactions(&state, &auth.tenant_id, &id, &page).await?;
     Ok(Json(list_response(&items, next, &fields)))
 }
