@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, FieldsQuery, ListQuery, Page, list_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,18 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_product, patch_product, delete_product))
         .routes(routes!(add_variant))
         .routes(routes!(get_variant, patch_variant))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-    fields: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct FieldsParam {
-    fields: Option<String>,
 }
 
 /// Create a category, optionally under a parent.
@@ -54,12 +42,12 @@ async fn create_category(
 }
 
 /// The tenant's categories, newest first.
-#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/categories", tag = "catalog", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{items: [Category], next_cursor}")))]
 async fn list_categories(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(p): ApiQuery<ListParams>,
+    ApiQuery(p): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), CATEGORY_FIELDS)?;
@@ -146,13 +134,13 @@ async fn list_products(
 }
 
 /// A product with its options, variants and images.
-#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(FieldsParam), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(FieldsQuery), security(("bearer" = [])),
     responses((status = 200, body = Product), (status = 404, body = Problem)))]
 async fn get_product(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<FieldsParam>,
+    ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
     let product = store::product_detail(&state, &auth.tenant_id, &id).await?;
@@ -205,13 +193,13 @@ async fn add_variant(
 }
 
 /// A variant.
-#[utoipa::path(get, path = "/api/v1/variants/{id}", tag = "catalog", params(FieldsParam), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/variants/{id}", tag = "catalog", params(FieldsQuery), security(("bearer" = [])),
     responses((status = 200, body = Variant), (status = 404, body = Problem)))]
 async fn get_variant(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<FieldsParam>,
+    ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), VARIANT_FIELDS)?;
     let variant = store::get_variant(&state, &auth.tenant_id, &id).await?;

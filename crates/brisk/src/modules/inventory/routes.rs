@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,21 +79,14 @@ async fn adjust_stock(
     }))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-    fields: Option<String>,
-}
-
 /// A variant's stock movements, newest first.
-#[utoipa::path(get, path = "/api/v1/variants/{id}/movements", tag = "inventory", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/variants/{id}/movements", tag = "inventory", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{items: [Movement], next_cursor}"), (status = 404, body = Problem)))]
 async fn list_movements(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), MOVEMENT_FIELDS)?;

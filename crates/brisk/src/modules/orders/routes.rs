@@ -18,7 +18,7 @@ use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, FieldsQuery, ListQuery, Page, list_response};
 use crate::platform::idempotency;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -167,19 +167,14 @@ async fn list_orders(
     Ok(Json(list_response(&items, next, &fields)))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct FieldsParam {
-    fields: Option<String>,
-}
-
 /// An order with its items and its latest 20 status changes.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(FieldsParam), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(FieldsQuery), security(("bearer" = [])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 async fn get_order(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<FieldsParam>,
+    ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
     let order = store::order_detail(state.db.reader(), &auth.tenant_id, &id).await?;
@@ -188,21 +183,14 @@ async fn get_order(
     ))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-    fields: Option<String>,
-}
-
 /// An order's whole status history, newest first.
-#[utoipa::path(get, path = "/api/v1/orders/{id}/history", tag = "orders", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{id}/history", tag = "orders", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{items: [{status, note, created_at}], next_cursor}"), (status = 404, body = Problem)))]
 async fn order_history(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<ListParams>,
+    ApiQuery(p): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), HISTORY_FIELDS)?;

@@ -17,7 +17,7 @@ use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ActionJson, ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -164,19 +164,14 @@ async fn list(
     Ok(Json(list_response(&items, next, &fields)))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct FieldsParam {
-    fields: Option<String>,
-}
-
 /// A quotation with its lines.
-#[utoipa::path(get, path = "/api/v1/quotations/{id}", tag = "quotations", params(FieldsParam), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/quotations/{id}", tag = "quotations", params(FieldsQuery), security(("bearer" = [])),
     responses((status = 200, body = Quotation), (status = 404, body = Problem)))]
 async fn get(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<FieldsParam>,
+    ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Json<Value>> {
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
     let q = store::detail(state.db.reader(), &auth.tenant_id, &id).await?;

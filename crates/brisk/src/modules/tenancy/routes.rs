@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser, Role};
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -77,13 +77,6 @@ pub struct CreateUserRequest {
     name: String,
     password: String,
     role: String,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-    fields: Option<String>,
 }
 
 const USER_FIELDS: &[&str] = &["id", "email", "name", "role", "created_at"];
@@ -260,12 +253,12 @@ async fn create_user(
 }
 
 /// The tenant's users, newest first (owner and admin only).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{items: [User], next_cursor}"), (status = 403, body = Problem)))]
 async fn list_users(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), USER_FIELDS)?;

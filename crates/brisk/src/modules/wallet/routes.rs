@@ -15,7 +15,7 @@ use crate::modules::{crm, tenancy};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
 use crate::platform::idempotency;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,21 +115,14 @@ async fn credit(
     .await
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-    fields: Option<String>,
-}
-
 /// The wallet's ledger, newest first.
-#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet/transactions", tag = "wallets", params(ListParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet/transactions", tag = "wallets", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, description = "{items: [WalletTransaction], next_cursor}"), (status = 404, body = Problem)))]
 async fn transactions(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<ListParams>,
+    ApiQuery(p): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;

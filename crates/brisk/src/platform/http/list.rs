@@ -41,11 +41,32 @@ impl Cursor {
     }
 }
 
-/// `limit` and `cursor` as they arrive in the query string.
-#[derive(Debug, Default, Deserialize)]
-pub struct PageParams {
+/// The query string of a plain list route: `limit`, `cursor`, `fields`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Page size, 1–100 (larger is treated as 100); 20 by default.
     pub limit: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Comma-separated top-level fields to return (plus `id`).
+    pub fields: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> ApiResult<Page> {
+        Page::from_params(self.limit.as_deref(), self.cursor.as_deref())
+    }
+
+    pub fn fields(&self, known: &[&str]) -> ApiResult<Fields> {
+        Fields::parse(self.fields.as_deref(), known)
+    }
+}
+
+/// The query string of a single-object GET: `fields`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct FieldsQuery {
+    /// Comma-separated top-level fields to return (plus `id`).
+    pub fields: Option<String>,
 }
 
 /// A validated page request.
@@ -100,13 +121,6 @@ impl Page {
             None
         };
         (rows, next)
-    }
-}
-
-impl TryFrom<&PageParams> for Page {
-    type Error = ApiError;
-    fn try_from(p: &PageParams) -> ApiResult<Page> {
-        Page::from_params(p.limit.as_deref(), p.cursor.as_deref())
     }
 }
 
