@@ -87,8 +87,9 @@ CREATE TABLE variants (
 -- A deleted product's SKUs are free again.
 CREATE UNIQUE INDEX variants_sku ON variants (tenant_id, sku) WHERE deleted_at IS NULL;
 CREATE INDEX variants_product ON variants (tenant_id, product_id, position);
-CREATE INDEX variants_tenant_created ON variants (tenant_id, created_at DESC, id DESC);
-CREATE INDEX variants_low_stock ON variants (tenant_id, created_at DESC, id DESC) WHERE stock <= reorder_level;
+CREATE INDEX variants_tenant_created ON variants (tenant_id, created_at DESC, id DESC) WHERE deleted_at IS NULL;
+CREATE INDEX variants_low_stock ON variants (tenant_id, created_at DESC, id DESC)
+    WHERE stock <= reorder_level AND deleted_at IS NULL;
 
 CREATE TABLE product_images (
     tenant_id  TEXT NOT NULL,

@@ -232,10 +232,10 @@ pub async fn list_stock(
 ) -> ApiResult<(Vec<StockLevel>, Option<String>)> {
     let mut q = SqlBuilder::new(
         "SELECT v.id AS variant_id, v.product_id, v.sku, v.stock, v.reorder_level, v.created_at \
-         FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
-         WHERE v.tenant_id = ",
+         FROM variants v WHERE v.tenant_id = ",
     );
-    q.bind(tenant_id).push(" AND p.deleted_at IS NULL");
+    // Variants carry their product's deletion, so no join is needed.
+    q.bind(tenant_id).push(" AND v.deleted_at IS NULL");
     if low_only {
         q.push(" AND v.stock <= v.reorder_level");
     }
