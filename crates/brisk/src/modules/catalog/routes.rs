@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,7 +15,9 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
-use crate::platform::http::list::{Fields, FieldsQuery, ListQuery, Page, list_response};
+use crate::platform::http::list::{
+    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -48,11 +50,11 @@ async fn list_categories(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(p): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), CATEGORY_FIELDS)?;
     let (items, next) = store::list_categories(&state, &auth.tenant_id, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 /// Create a product with its options, variants and images, in one transaction.
@@ -94,7 +96,7 @@ async fn list_products(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(p): ApiQuery<ProductListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
     let mut include_variants = false;
@@ -130,7 +132,7 @@ async fn list_products(
         item.options = None;
         item.images = None;
     }
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 /// A product with its options, variants and images.
@@ -141,12 +143,10 @@ async fn get_product(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
     let product = store::product_detail(&state, &auth.tenant_id, &id).await?;
-    Ok(Json(
-        fields.apply(serde_json::to_value(product).unwrap_or_default()),
-    ))
+    Ok(object_response(&product, &fields))
 }
 
 /// Change a product's name, description, category, active flag, minimum
@@ -200,12 +200,10 @@ async fn get_variant(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), VARIANT_FIELDS)?;
     let variant = store::get_variant(&state, &auth.tenant_id, &id).await?;
-    Ok(Json(
-        fields.apply(serde_json::to_value(variant).unwrap_or_default()),
-    ))
+    Ok(object_response(&variant, &fields))
 }
 
 /// Change a variant (not its stock: use stock adjustments).

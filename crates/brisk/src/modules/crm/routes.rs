@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, Page, list_response};
+use crate::platform::http::list::{Fields, Page, list_response, object_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -327,12 +327,12 @@ async fn list_customers(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
     let filter = filter_from(&params)?;
     let (items, next) = store::list(&state.db, &auth.tenant_id, &filter, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 /// One customer.
@@ -343,13 +343,12 @@ async fn get_customer(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<GetParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
     let customer = store::get(&state.db, &auth.tenant_id, &id)
         .await?
         .ok_or_else(not_found)?;
-    let value = serde_json::to_value(&customer).map_err(|_| ApiError::internal())?;
-    Ok(Json(fields.apply(value)))
+    Ok(object_response(&customer, &fields))
 }
 
 /// Change some of a customer's fields.

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -87,11 +87,11 @@ async fn list_movements(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), MOVEMENT_FIELDS)?;
     let (items, next) = store::list_movements(&state, &auth.tenant_id, &id, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -110,12 +110,12 @@ async fn list_stock(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(params): ApiQuery<StockParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), STOCK_LEVEL_FIELDS)?;
     let low_only =
         crate::platform::http::extract::parse_bool("low_stock", params.low_stock.as_deref())?
             .unwrap_or(false);
     let (items, next) = store::list_stock(&state, &auth.tenant_id, low_only, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }

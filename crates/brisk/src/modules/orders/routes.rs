@@ -18,7 +18,9 @@ use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
-use crate::platform::http::list::{Fields, FieldsQuery, ListQuery, Page, list_response};
+use crate::platform::http::list::{
+    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+};
 use crate::platform::idempotency;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -144,7 +146,7 @@ async fn list_orders(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(p): ApiQuery<OrderListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
@@ -164,7 +166,7 @@ async fn list_orders(
             .map(clock::start_of_day_micros),
     };
     let (items, next) = store::list_orders(&state, &auth.tenant_id, &filter, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 /// An order with its items and its latest 20 status changes.
@@ -175,12 +177,10 @@ async fn get_order(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
     let order = store::order_detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(Json(
-        fields.apply(serde_json::to_value(order).unwrap_or_default()),
-    ))
+    Ok(object_response(&order, &fields))
 }
 
 /// An order's whole status history, newest first.
@@ -191,11 +191,11 @@ async fn order_history(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), HISTORY_FIELDS)?;
     let (items, next) = store::history(&state, &auth.tenant_id, &id, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

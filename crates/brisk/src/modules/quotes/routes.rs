@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,7 +18,7 @@ use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ActionJson, ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -145,7 +146,7 @@ async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
     let status = p.status.as_deref().filter(|s| !s.is_empty());
@@ -161,7 +162,7 @@ async fn list(
     }
     let customer_id = p.customer_id.as_deref().filter(|c| !c.is_empty());
     let (items, next) = store::list(&state, &auth.tenant_id, status, customer_id, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }
 
 /// A quotation with its lines.
@@ -172,12 +173,10 @@ async fn get(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
     let q = store::detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(Json(
-        fields.apply(serde_json::to_value(q).unwrap_or_default()),
-    ))
+    Ok(object_response(&q, &fields))
 }
 
 /// Edit a draft (anything else is 409 `invalid_transition`); re-prices it.

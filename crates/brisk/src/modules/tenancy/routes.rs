@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -259,10 +259,10 @@ async fn list_users(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiQuery(params): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), USER_FIELDS)?;
     auth.require(Action::ManageUsers)?;
     let (users, next) = store::list_users(&state, &auth.tenant_id, &page).await?;
-    Ok(Json(list_response(&users, next, &fields)))
+    Ok(list_response(&users, next, &fields))
 }

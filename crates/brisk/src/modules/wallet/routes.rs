@@ -123,10 +123,10 @@ async fn transactions(
     auth: AuthUser,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;
     require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
     let (items, next) = store::transactions(&state, &auth.tenant_id, &id, &page).await?;
-    Ok(Json(list_response(&items, next, &fields)))
+    Ok(list_response(&items, next, &fields))
 }

@@ -1,6 +1,8 @@
 //! What every list endpoint shares: keyset pagination over
 //! `(created_at, id)` newest first, and `fields=` selection.
 
+use axum::Json;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -182,18 +184,37 @@ impl Fields {
     }
 }
 
+#[derive(Serialize)]
+struct ListBody<'a, T> {
+    items: &'a [T],
+    next_cursor: Option<String>,
+}
+
 /// A list response: `{"items": [...], "next_cursor": ...}` with `fields=`
-/// applied to each item.
+/// applied to each item. Without a selection the items serialize straight
+/// to the body; only a selection goes through `serde_json::Value` (which
+/// costs an allocation per field).
 pub fn list_response<T: Serialize>(
     items: &[T],
     next_cursor: Option<String>,
     fields: &Fields,
-) -> Value {
+) -> Response {
+    if fields.0.is_none() {
+        return Json(ListBody { items, next_cursor }).into_response();
+    }
     let items: Vec<Value> = items
         .iter()
         .map(|item| fields.apply(serde_json::to_value(item).unwrap_or(Value::Null)))
         .collect();
-    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+    Json(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response()
+}
+
+/// One object, with `fields=` applied.
+pub fn object_response<T: Serialize>(object: &T, fields: &Fields) -> Response {
+    if fields.0.is_none() {
+        return Json(object).into_response();
+    }
+    Json(fields.apply(serde_json::to_value(object).unwrap_or(Value::Null))).into_response()
 }
 
 #[cfg(test)]
