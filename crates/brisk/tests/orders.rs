@@ -457,28 +457,11 @@ async fn fifty_concurrent_retries_with_one_key_create_one_order_with_one_body() 
     let shop = shop(&s, 1, 500).await;
     let t = &shop.owner.token;
     let body = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-    let mut handles = Vec::new();
-    for _ in 0..50 {
-        let client = s.client.clone();
-        let url = format!("{}/api/v1/orders", s.base);
-        let (token, body) = (t.clone(), body.clone());
-        handles.push(tokio::spawn(async move {
-            TestServer::read(
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", "same-key")
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }));
-    }
+    let answers = s
+        .post_concurrently(50, "/api/v1/orders", t, body, Some("same-key"))
+        .await;
     let mut bodies = Vec::new();
-    for h in handles {
-        let r = h.await.unwrap();
+    for r in answers {
         assert_eq!(r.status, 201, "{}", r.body);
         bodies.push(r.body);
     }
@@ -492,28 +475,12 @@ async fn two_hundred_concurrent_orders_for_a_stock_of_50_sell_exactly_50() {
     let s = start().await;
     let shop = shop(&s, 1, 50).await;
     let t = &shop.owner.token;
-    let mut handles = Vec::new();
-    for _ in 0..200 {
-        let client = s.client.clone();
-        let url = format!("{}/api/v1/orders", s.base);
-        let token = t.clone();
-        let body = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-        handles.push(tokio::spawn(async move {
-            TestServer::read(
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }));
-    }
+    let body = json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
+    let answers = s
+        .post_concurrently(200, "/api/v1/orders", t, body, None)
+        .await;
     let (mut created, mut refused) = (0, 0);
-    for h in handles {
-        let r = h.await.unwrap();
+    for r in answers {
         match (r.status, r.code()) {
             (201, _) => created += 1,
             (409, "out_of_stock") => refused += 1,
@@ -550,28 +517,12 @@ async fn fifty_concurrent_wallet_orders_against_ten_orders_of_funds_pay_exactly_
     let t = &shop.owner.token;
     // Each order: 1000 − 10 % = 900.
     credit(&s, t, &shop.customer, 9000).await;
-    let mut handles = Vec::new();
-    for _ in 0..50 {
-        let client = s.client.clone();
-        let url = format!("{}/api/v1/orders", s.base);
-        let token = t.clone();
-        let body = json!({"customer_id": shop.customer, "payment_method": "wallet", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
-        handles.push(tokio::spawn(async move {
-            TestServer::read(
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }));
-    }
+    let body = json!({"customer_id": shop.customer, "payment_method": "wallet", "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
+    let answers = s
+        .post_concurrently(50, "/api/v1/orders", t, body, None)
+        .await;
     let (mut paid, mut refused) = (0, 0);
-    for h in handles {
-        let r = h.await.unwrap();
+    for r in answers {
         match (r.status, r.code()) {
             (201, _) => paid += 1,
             (409, "insufficient_funds") => refused += 1,

@@ -264,3 +264,36 @@ impl Drop for TestServer {
         }
     }
 }
+
+impl TestServer {
+    /// Sends `n` copies of one POST at once (each on its own task) and
+    /// returns every answer, for race tests.
+    pub async fn post_concurrently(
+        &self,
+        n: usize,
+        path: &str,
+        token: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> Vec<Resp> {
+        let mut handles = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut req = self
+                .client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(&body);
+            if let Some(key) = idempotency_key {
+                req = req.header("idempotency-key", key);
+            }
+            handles.push(tokio::spawn(async move {
+                TestServer::read(req.send().await.expect("request sent")).await
+            }));
+        }
+        let mut answers = Vec::with_capacity(n);
+        for h in handles {
+            answers.push(h.await.expect("request task"));
+        }
+        answers
+    }
+}
