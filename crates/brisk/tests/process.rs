@@ -182,24 +182,32 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
     assert_eq!(login.status().as_u16(), 200);
 
     // Signups hash passwords (tens of ms each, two at a time): a queue of
-    // them is still in flight when SIGTERM arrives.
+    // them is in flight when SIGTERM arrives. SIGTERM goes out once the
+    // first has been answered, so the server has surely accepted them all.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut in_flight = Vec::new();
     for i in 0..12 {
         let client = client.clone();
+        let done = done_tx.clone();
         in_flight.push(tokio::spawn(async move {
-            client
+            let status = client
                 .post(format!("http://127.0.0.1:{port}/api/v1/auth/signup"))
                 .json(&json!({"company_name": "C", "name": "N", "email": format!("s{i}@example.com"), "password": "12345678"}))
                 .send()
                 .await
-                .map(|r| r.status().as_u16())
+                .map(|r| r.status().as_u16());
+            let _ = done.send(());
+            status
         }));
     }
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    done_rx.recv().await;
     terminate(&child);
+    let mut answered = 0;
     for h in in_flight {
         assert_eq!(h.await.unwrap().expect("request answered"), 201);
+        answered += 1;
     }
+    assert_eq!(answered, 12);
     let status = wait_exit(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
     let lines = lines.join().unwrap();

@@ -61,6 +61,9 @@ pub async fn test_config() -> (Config, Option<PathBuf>) {
     config.rate_limit_per_minute = 0;
     config.statement_count_header = true;
     config.database_pool_size = 8;
+    // Race tests queue hundreds of writers behind SQLite's one writer while
+    // other tests run beside them: give them room before a 503.
+    config.database_acquire_timeout_ms = 10_000;
     (config, dir)
 }
 
