@@ -228,7 +228,16 @@ where
         Begin::Replay(status, body) => return Ok(replay(status, body)),
         Begin::Fresh(claim) => claim,
     };
-    match op(Some(claim.clone())).await {
+    // If the request is abandoned mid-way (client gone, timeout), its
+    // transaction rolls back; the guard then frees the key at once, so a
+    // retry runs instead of waiting for the claim to go stale.
+    let mut guard = AbandonGuard {
+        state: Some(state.clone()),
+        claim: claim.clone(),
+    };
+    let outcome = op(Some(claim.clone())).await;
+    guard.state = None;
+    match outcome {
         Ok((status, body)) => Ok((status, axum::Json(body)).into_response()),
         Err(err) if err.status.is_server_error() => {
             claim.release(state).await;
@@ -244,6 +253,25 @@ where
                 claim.release(state).await;
             }
             Err(err)
+        }
+    }
+}
+
+/// Releases a claim whose request was dropped before it finished.
+struct AbandonGuard {
+    state: Option<AppState>,
+    claim: Claim,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            let claim = self.claim.clone();
+            // Only an unrecorded claim of this very request is deleted, so a
+            // release racing a commit cannot undo it.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { claim.release(&state).await });
+            }
         }
     }
 }
