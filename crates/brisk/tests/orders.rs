@@ -932,3 +932,86 @@ async fn roles_and_tenants_guard_orders() {
         .assert_problem(404, "not_found");
     assert_eq!(count(&s, &other.token, "/api/v1/orders").await, 0);
 }
+
+#[tokio::test]
+async fn a_request_abandoned_by_the_timeout_frees_its_idempotency_key() {
+    let seeder = start().await;
+    let owner = seeder.signup("Abandon").await;
+    let t = &owner.token;
+    let customer = seeder
+        .post("/api/v1/customers", t, json!({"name": "C"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut variants = Vec::new();
+    for k in 0..5 {
+        let vs: Vec<Value> = (0..100)
+            .map(|i| json!({"sku": format!("A{i}-{k}"), "price": 10, "stock": 10}))
+            .collect();
+        let p = seeder
+            .post("/api/v1/products", t, json!({"name": "P", "variants": vs}))
+            .await;
+        variants.extend(
+            p.body["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    // A second node on the same database with a 20 ms budget: claiming the
+    // key fits in it, placing a 500-line order (debug build) does not, so
+    // the pipeline's timeout drops the order mid-way and its transaction
+    // rolls back. (Without the release on drop, this test fails.)
+    let s = start_beside(&seeder, |c| c.request_timeout_ms = 20).await;
+    let body = json!({"customer_id": customer, "payment_method": "invoice",
+                      "items": variants.iter().map(|v| json!({"variant_id": v, "quantity": 1})).collect::<Vec<_>>()});
+    let r = TestServer::read(
+        s.client
+            .post(format!("{}/api/v1/orders", s.base))
+            .bearer_auth(t)
+            .header("idempotency-key", "slow")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    if r.status != 503 {
+        return; // the order beat the budget; the claim was recorded normally
+    }
+    // The abandoned claim is released promptly, not left in flight until stale.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
+        .await
+        .unwrap();
+    let mut in_flight = 1;
+    for _ in 0..100 {
+        let row: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(
+            "SELECT COUNT(*) FROM idempotency_keys WHERE key = 'slow' AND status IS NULL"
+                .to_owned(),
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        in_flight = row.0;
+        if in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        in_flight, 0,
+        "the claim of the abandoned request was released"
+    );
+    let orders: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(
+        "SELECT COUNT(*) FROM orders".to_owned(),
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(orders.0, 0, "the abandoned order rolled back");
+}

@@ -133,7 +133,25 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let (config, dir) = test_config().await;
+    start_config(config, dir, adjust).await
+}
+
+/// A second server on the database of `other` (a second node).
+pub async fn start_beside(other: &TestServer, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let (mut config, dir) = test_config().await;
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    config.database_url = other.database_url.clone();
+    start_config(config, None, adjust).await
+}
+
+async fn start_config(
+    mut config: Config,
+    dir: Option<PathBuf>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
     adjust(&mut config);
     let database_url = config.database_url.clone();
     let server = app::start(config).await.expect("server starts");
