@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, Page, list_response, object_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -97,11 +97,6 @@ pub struct ListParams {
     tag: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-    fields: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct GetParams {
     fields: Option<String>,
 }
 
@@ -336,13 +331,13 @@ async fn list_customers(
 }
 
 /// One customer.
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path), GetParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path), FieldsQuery), security(("bearer" = [])),
     responses((status = 200, body = Customer), (status = 400, body = Problem, description = "unknown_field"), (status = 404, body = Problem)))]
 async fn get_customer(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<GetParams>,
+    ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
     let customer = store::get(&state.db, &auth.tenant_id, &id)
