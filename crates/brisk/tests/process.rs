@@ -12,14 +12,6 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brisk");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn brisk() -> Command {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
@@ -31,17 +23,64 @@ fn brisk() -> Command {
     cmd
 }
 
-async fn wait_live(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await
-            && r.status().is_success()
-        {
-            return;
+/// A running `brisk serve`, started on port 0: its address comes from its
+/// own "brisk listening" log line, so parallel tests never race for ports.
+struct Served {
+    child: Child,
+    addr: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+fn serve(mut cmd: Command) -> Served {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let collected = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "brisk listening"
+            {
+                let _ = addr_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+            }
+            collected.lock().unwrap().push(line);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "brisk did not report its address: {:?}",
+                lines.lock().unwrap()
+            );
+        }
+    };
+    Served {
+        child,
+        addr,
+        lines,
+        reader: Some(reader),
     }
-    panic!("brisk did not come up on port {port}");
+}
+
+impl Served {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGTERM, then the exit status and every line the server printed.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        terminate(&self.child);
+        let status = wait_exit(&mut self.child, Duration::from_secs(20));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let lines = self.lines.lock().unwrap().clone();
+        (status, lines)
+    }
 }
 
 fn terminate(child: &Child) {
@@ -115,66 +154,60 @@ async fn migrate_is_idempotent() {
 #[tokio::test]
 async fn flags_override_environment_which_overrides_defaults() {
     let (url, _dir) = fresh_database_url().await;
-    let env_port = free_port();
-    let flag_port = free_port();
-    let mut child = brisk()
-        .env("BRISK_ADDR", format!("127.0.0.1:{env_port}"))
+    // Two loopback addresses tell the sources apart: 127.0.0.2 from the
+    // environment, 127.0.0.1 from the flag.
+    let mut cmd = brisk();
+    cmd.env("BRISK_ADDR", "127.0.0.2:0")
         .env("BRISK_DATABASE_URL", &url)
-        .args(["serve", "--addr", &format!("127.0.0.1:{flag_port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_live(flag_port).await;
-    assert!(
-        reqwest::get(format!("http://127.0.0.1:{env_port}/health/live"))
+        .args(["serve", "--addr", "127.0.0.1:0"]);
+    let served = serve(cmd);
+    assert!(served.addr.starts_with("127.0.0.1:"), "{}", served.addr);
+    assert_eq!(
+        reqwest::get(served.url("/health/live"))
             .await
-            .is_err()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
     );
-    terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    assert!(served.stop().0.success());
 
-    // Environment alone is honoured.
-    let mut child = brisk()
-        .env("BRISK_ADDR", format!("127.0.0.1:{env_port}"))
+    // The environment alone is honoured, over the default.
+    let mut cmd = brisk();
+    cmd.env("BRISK_ADDR", "127.0.0.2:0")
         .env("BRISK_DATABASE_URL", &url)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_live(env_port).await;
-    terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+        .arg("serve");
+    let served = serve(cmd);
+    assert!(served.addr.starts_with("127.0.0.2:"), "{}", served.addr);
+    assert_eq!(
+        reqwest::get(served.url("/health/live"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert!(served.stop().0.success());
 }
 
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() {
     let (url, _dir) = fresh_database_url().await;
-    let port = free_port();
-    let mut child = brisk()
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &url,
-            "--demo",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    wait_live(port).await;
+    let mut cmd = brisk();
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--demo",
+    ]);
+    let served = serve(cmd);
 
     // The demo login works.
     let client = reqwest::Client::new();
     let login = client
-        .post(format!("http://127.0.0.1:{port}/api/v1/auth/login"))
+        .post(served.url("/api/v1/auth/login"))
         .json(&json!({"email": "owner@demo.brisk.local", "password": "brisk-demo-2026"}))
         .send()
         .await
@@ -189,9 +222,10 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
     for i in 0..12 {
         let client = client.clone();
         let done = done_tx.clone();
+        let url = served.url("/api/v1/auth/signup");
         in_flight.push(tokio::spawn(async move {
             let status = client
-                .post(format!("http://127.0.0.1:{port}/api/v1/auth/signup"))
+                .post(url)
                 .json(&json!({"company_name": "C", "name": "N", "email": format!("s{i}@example.com"), "password": "12345678"}))
                 .send()
                 .await
@@ -201,16 +235,15 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
         }));
     }
     done_rx.recv().await;
-    terminate(&child);
+    let stopping = std::thread::spawn(move || served.stop());
     let mut answered = 0;
     for h in in_flight {
         assert_eq!(h.await.unwrap().expect("request answered"), 201);
         answered += 1;
     }
     assert_eq!(answered, 12);
-    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let (status, lines) = stopping.join().unwrap();
     assert_eq!(status.code(), Some(0));
-    let lines = lines.join().unwrap();
     let request_logs: Vec<serde_json::Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
