@@ -864,3 +864,35 @@ async fn warehouse_writes_the_catalog_sales_and_viewer_only_read() {
         );
     }
 }
+
+#[tokio::test]
+async fn names_with_non_ascii_letters_are_found() {
+    let s = start().await;
+    let o = s.signup("Unicode").await;
+    for (name, sku) in [("Été Ölkanne", "U1"), ("Plain Jug", "U2")] {
+        let r = s
+            .post(
+                "/api/v1/products",
+                &o.token,
+                json!({"name": name, "variants": [{"sku": sku, "price": 1}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let names = |r: Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Short needles typed as stored, and longer ones in any case.
+    for q in ["%C3%89t", "%C3%96lk", "%C3%B6lkanne", "%C3%A9T%C3%A9"] {
+        assert_eq!(
+            names(s.get(&format!("/api/v1/products?q={q}"), &o.token).await),
+            vec!["Été Ölkanne"],
+            "q={q}"
+        );
+    }
+}

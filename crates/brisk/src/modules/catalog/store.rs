@@ -324,9 +324,11 @@ fn name_contains(q: &mut SqlBuilder, backend: Backend, needle: &str) {
             .push("))");
         }
         Backend::Sqlite => {
-            q.push(" AND instr(lower(p.name), ")
-                .bind(lower)
-                .push(") > 0");
+            // Fold both sides the same way (SQLite's lower() folds ASCII
+            // only), so a needle typed exactly as stored always matches.
+            q.push(" AND instr(lower(p.name), lower(")
+                .bind(needle)
+                .push(")) > 0");
         }
         Backend::Postgres => {
             let escaped = lower
