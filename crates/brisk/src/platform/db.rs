@@ -627,10 +627,6 @@ impl SqlBuilder {
         self
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     pub fn build(self) -> Sql {
         let mut q = sql_owned(self.text);
         q.args = self.args;

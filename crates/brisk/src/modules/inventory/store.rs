@@ -82,18 +82,20 @@ fn variant_not_found() -> ApiError {
     ApiError::not_found("no such variant")
 }
 
-/// Whether the variant exists (and its product is not deleted).
+/// Whether the variant exists (and its product is not deleted: a
+/// product's deletion marks its variants too).
 pub async fn variant_exists<'c, E>(ex: E, tenant_id: &str, variant_id: &str) -> ApiResult<bool>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    Ok(sql("SELECT 1 FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
-            WHERE v.tenant_id = $1 AND v.id = $2 AND p.deleted_at IS NULL")
-    .bind(tenant_id)
-    .bind(variant_id)
-    .fetch_optional(ex)
-    .await?
-    .is_some())
+    Ok(
+        sql("SELECT 1 FROM variants WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
+            .bind(tenant_id)
+            .bind(variant_id)
+            .fetch_optional(ex)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Applies `delta` to a variant's stock, atomically, and records why.
@@ -109,9 +111,7 @@ pub async fn adjust_stock(
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4 \
-         WHERE tenant_id = $1 AND id = $2 AND stock + $3 >= 0 AND stock + $3 <= $5 \
-         AND EXISTS (SELECT 1 FROM products p WHERE p.tenant_id = variants.tenant_id \
-                     AND p.id = variants.product_id AND p.deleted_at IS NULL) \
+         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND stock + $3 >= 0 AND stock + $3 <= $5 \
          RETURNING stock")
     .bind(tenant_id)
     .bind(variant_id)
@@ -121,12 +121,13 @@ pub async fn adjust_stock(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = updated else {
-        let current = sql("SELECT v.stock FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
-                           WHERE v.tenant_id = $1 AND v.id = $2 AND p.deleted_at IS NULL")
-            .bind(tenant_id)
-            .bind(variant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let current = sql(
+            "SELECT stock FROM variants WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(variant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = current else {
             return Err(variant_not_found());
         };

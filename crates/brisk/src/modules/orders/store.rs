@@ -13,7 +13,7 @@ use crate::modules::pricing::{self, CartItem, PricedCart, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError};
+use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
@@ -110,17 +110,7 @@ pub async fn place_order_in(
     inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
     let customer = crm::customer_discount(&mut **tx, tenant_id, &new.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &new.items).await?;
-    let Some(customer) = customer else {
-        // Report every bad reference at once.
-        let mut errors = vec![FieldError {
-            field: "customer_id".into(),
-            message: "no such customer".into(),
-        }];
-        if let Err(e) = pricing::price_cart(&new.items, &variants, 0) {
-            errors.extend(e.errors);
-        }
-        return Err(ApiError::validation(errors));
-    };
+    let customer = customer.ok_or_else(|| pricing::unknown_customer(&new.items, &variants))?;
     let cart = match &new.prices {
         LinePrices::Engine => pricing::price_cart(&new.items, &variants, customer.discount_bp)?,
         LinePrices::Fixed(prices) => fixed_cart(&new.items, prices, &variants)?,

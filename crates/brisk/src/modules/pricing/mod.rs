@@ -115,6 +115,22 @@ where
     variants_for_sale(ex, tenant_id, &ids).await
 }
 
+/// The 422 for a cart whose customer does not exist: it names
+/// `customer_id` and, at once, every item that is bad too.
+pub fn unknown_customer(
+    items: &[CartItem],
+    variants: &HashMap<String, VariantForSale>,
+) -> ApiError {
+    let mut errors = vec![FieldError {
+        field: "customer_id".into(),
+        message: "no such customer".into(),
+    }];
+    if let Err(e) = price_cart(items, variants, 0) {
+        errors.extend(e.errors);
+    }
+    ApiError::validation(errors)
+}
+
 /// Prices a cart whose variants are loaded. Unknown or unsellable variants
 /// and overflowing amounts are a 422 naming each line.
 pub fn price_cart(

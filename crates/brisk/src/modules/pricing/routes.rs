@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{CartItem, PricedLine, check_items, load_variants, price_cart};
+use super::{CartItem, PricedLine, check_items, load_variants, price_cart, unknown_customer};
 use crate::app::AppState;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::AuthUser;
-use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem, Validator};
+use crate::platform::http::error::{ApiResult, Problem, Validator};
 use crate::platform::http::extract::ApiJson;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -70,17 +70,7 @@ async fn calculate(
     let variants = load_variants(db, &auth.tenant_id, &items).await?;
     let discount_bp = match customer {
         Some(Some(c)) => c.discount_bp,
-        Some(None) => {
-            // Name every bad reference at once, the customer and the items.
-            let mut errors = vec![FieldError {
-                field: "customer_id".into(),
-                message: "no such customer".into(),
-            }];
-            if let Err(e) = price_cart(&items, &variants, 0) {
-                errors.extend(e.errors);
-            }
-            return Err(ApiError::validation(errors));
-        }
+        Some(None) => return Err(unknown_customer(&items, &variants)),
         None => 0,
     };
     let cart = price_cart(&items, &variants, discount_bp)?;

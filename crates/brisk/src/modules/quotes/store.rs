@@ -150,16 +150,7 @@ pub struct QuotationInput {
 async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResult<PricedCart> {
     let customer = crm::customer_discount(&mut **tx, tenant_id, &input.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &input.items).await?;
-    let Some(customer) = customer else {
-        let mut errors = vec![FieldError {
-            field: "customer_id".into(),
-            message: "no such customer".into(),
-        }];
-        if let Err(e) = pricing::price_cart(&input.items, &variants, 0) {
-            errors.extend(e.errors);
-        }
-        return Err(ApiError::validation(errors));
-    };
+    let customer = customer.ok_or_else(|| pricing::unknown_customer(&input.items, &variants))?;
     let cart = pricing::price_cart(&input.items, &variants, customer.discount_bp)?;
     let too_low: Vec<FieldError> = cart
         .lines

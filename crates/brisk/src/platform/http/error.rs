@@ -184,9 +184,6 @@ impl Validator {
             self.error(field, message);
         }
     }
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
-    }
     /// A required single-line text: trimmed non-empty, at most `max`
     /// characters, no control characters.
     pub fn text(&mut self, field: &str, value: &str, max: usize) {
