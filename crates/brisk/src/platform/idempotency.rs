@@ -40,7 +40,8 @@ pub struct Claim {
 }
 
 enum Begin {
-    Fresh(Claim),
+    /// This request holds the key; the guard is already armed.
+    Fresh(Box<AbandonGuard>),
     Replay(u16, String),
 }
 
@@ -130,17 +131,23 @@ async fn begin(
             .await?;
         let now = now_micros();
         let Some(row) = row else {
-            let inserted = sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
-                                ON CONFLICT (tenant_id, route, key) DO NOTHING")
-            .bind(tenant_id)
-            .bind(route)
-            .bind(key)
-            .bind(request)
-            .bind(now)
-            .execute(state.db.writer())
-            .await?;
-            if inserted == 1 {
-                return Ok(Begin::Fresh(claim(now)));
+            let fresh = claim(now);
+            let insert = {
+                let (state, fresh, request) = (state.clone(), fresh.clone(), request.to_owned());
+                async move {
+                    sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id, route, key) DO NOTHING")
+                    .bind(fresh.tenant_id.as_str())
+                    .bind(fresh.route.as_str())
+                    .bind(fresh.key.as_str())
+                    .bind(request)
+                    .bind(fresh.claimed_at)
+                    .execute(state.db.writer())
+                    .await
+                }
+            };
+            if let Some(guard) = write_claim(state, fresh, insert).await? {
+                return Ok(Begin::Fresh(Box::new(guard)));
             }
             continue; // another request claimed it first: read its row
         };
@@ -164,17 +171,23 @@ async fn begin(
         // node that died: take it over.
         let created_at: i64 = sqlx::Row::try_get(&row, "created_at")?;
         if now.saturating_sub(created_at) > stale_after {
-            let taken = sql("UPDATE idempotency_keys SET created_at = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3 \
-                             AND status IS NULL AND created_at = $4")
-            .bind(tenant_id)
-            .bind(route)
-            .bind(key)
-            .bind(created_at)
-            .bind(now)
-            .execute(state.db.writer())
-            .await?;
-            if taken == 1 {
-                return Ok(Begin::Fresh(claim(now)));
+            let fresh = claim(now);
+            let take_over = {
+                let (state, fresh) = (state.clone(), fresh.clone());
+                async move {
+                    sql("UPDATE idempotency_keys SET created_at = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3 \
+                         AND status IS NULL AND created_at = $4")
+                    .bind(fresh.tenant_id.as_str())
+                    .bind(fresh.route.as_str())
+                    .bind(fresh.key.as_str())
+                    .bind(created_at)
+                    .bind(fresh.claimed_at)
+                    .execute(state.db.writer())
+                    .await
+                }
+            };
+            if let Some(guard) = write_claim(state, fresh, take_over).await? {
+                return Ok(Begin::Fresh(Box::new(guard)));
             }
         }
         if Instant::now() > deadline {
@@ -184,6 +197,34 @@ async fn begin(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Runs the statement that claims a key (`write`, which reports the rows
+/// it changed) in a task of its own, and hands back the armed guard when
+/// the key was won.
+///
+/// A request can be dropped at any await (request timeout, client gone).
+/// Dropped while its claim statement runs, the statement may still land
+/// after anything the dropped request could do to undo it, leaving the key
+/// in flight until it goes stale. Run detached, the statement always
+/// finishes; the guard is armed only then, and travels through the channel:
+/// if the request is gone by the time it arrives, the guard is dropped
+/// unreceived and releases the claim.
+async fn write_claim<W>(state: &AppState, claim: Claim, write: W) -> ApiResult<Option<AbandonGuard>>
+where
+    W: Future<Output = Result<u64, sqlx::Error>> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let won = match write.await {
+            Ok(1) => Ok(Some(AbandonGuard::arm(&state, claim))),
+            Ok(_) => Ok(None),
+            Err(err) => Err(ApiError::from(err)),
+        };
+        let _ = sender.send(won);
+    });
+    receiver.await.map_err(|_| ApiError::internal())?
 }
 
 fn replay(status: u16, body: String) -> Response {
@@ -224,19 +265,16 @@ where
     // serde_json's maps are ordered by key, so equal JSON values serialize
     // to equal strings.
     let canonical = request.to_string();
-    let claim = match begin(state, tenant_id, route, &key, &canonical).await? {
-        Begin::Replay(status, body) => return Ok(replay(status, body)),
-        Begin::Fresh(claim) => claim,
-    };
     // If the request is abandoned mid-way (client gone, timeout), its
     // transaction rolls back; the guard then frees the key at once, so a
     // retry runs instead of waiting for the claim to go stale.
-    let mut guard = AbandonGuard {
-        state: Some(state.clone()),
-        claim: claim.clone(),
+    let guard = match begin(state, tenant_id, route, &key, &canonical).await? {
+        Begin::Replay(status, body) => return Ok(replay(status, body)),
+        Begin::Fresh(guard) => *guard,
     };
+    let claim = guard.claim.clone();
     let outcome = op(Some(claim.clone())).await;
-    guard.state = None;
+    guard.disarm();
     match outcome {
         Ok((status, body)) => Ok((status, axum::Json(body)).into_response()),
         Err(err) if err.status.is_server_error() => {
@@ -261,6 +299,20 @@ where
 struct AbandonGuard {
     state: Option<AppState>,
     claim: Claim,
+}
+
+impl AbandonGuard {
+    fn arm(state: &AppState, claim: Claim) -> Self {
+        AbandonGuard {
+            state: Some(state.clone()),
+            claim,
+        }
+    }
+
+    /// The request finished (or never got the key): nothing to release.
+    fn disarm(mut self) {
+        self.state = None;
+    }
 }
 
 impl Drop for AbandonGuard {
