@@ -13,7 +13,7 @@ services_start() {
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   PG_PORT=$(free_port)
   REDIS_PORT=$(free_port)
-  runuser -u postgres -- "$PGBIN/initdb" -D "$SERVICES_DIR/data" -U postgres --auth=trust >/dev/null
+  runuser -u postgres -- "$PGBIN/initdb" -D "$SERVICES_DIR/data" -U postgres --auth=trust --no-locale --encoding=UTF8 >/dev/null
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SERVICES_DIR/data" -l "$SERVICES_DIR/pg.log" \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $SERVICES_DIR -c max_connections=400 -c fsync=off -c shared_buffers=256MB" \
     -w start >/dev/null

@@ -67,6 +67,7 @@ impl AppState {
     pub async fn new(config: Config) -> Result<AppState, ConnectError> {
         let db = Db::connect(&config).await?;
         db.migrate().await?;
+        crate::modules::backfill(&db).await?;
         let secret = match &config.jwt_secret {
             Some(secret) if !secret.is_empty() => secret.clone(),
             _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,

@@ -105,6 +105,7 @@ async fn main() -> ExitCode {
             let result = async {
                 let db = Db::connect(&config).await?;
                 db.migrate().await?;
+                brisk::modules::backfill(&db).await?;
                 db.close().await;
                 Ok::<_, brisk::platform::db::ConnectError>(())
             }

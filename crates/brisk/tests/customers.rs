@@ -282,6 +282,105 @@ async fn q_matches_name_or_email_as_a_case_insensitive_substring() {
 }
 
 #[tokio::test]
+async fn q_folds_the_case_of_every_alphabet_not_just_ascii() {
+    let s = start().await;
+    let owner = s.signup("Unicode search").await;
+    create(
+        &s,
+        &owner,
+        json!({"name": "MÜLLER Öl GmbH", "email": "ÉMILE@Kraftstoff.example"}),
+    )
+    .await;
+    create(&s, &owner, json!({"name": "Οδυσσέας Ελύτης"})).await;
+    create(&s, &owner, json!({"name": "Plain Ltd"})).await;
+    let q = |text: &str| {
+        let path = format!("q={}", enc(text));
+        let s = &s;
+        let owner = &owner;
+        async move { all_names(s, owner, &path).await }
+    };
+    // Both backends fold alike whatever their own lower() does (SQLite's
+    // folds ASCII only; the test cluster runs in the C locale).
+    for needle in [
+        "müller",
+        "MÜLLER",
+        "Müller öl",
+        "ü",
+        "ÖL",
+        "émile@",
+        "Émile",
+    ] {
+        assert_eq!(q(needle).await, ["MÜLLER Öl GmbH"], "q={needle}");
+    }
+    for needle in ["ΟΔΥΣΣ", "ελύτης", "Σσ", "σέ"] {
+        assert_eq!(q(needle).await, ["Οδυσσέας Ελύτης"], "q={needle}");
+    }
+    assert!(
+        q("mueller").await.is_empty(),
+        "folding is not transliteration"
+    );
+}
+
+/// Customers and products written before the folded search columns existed
+/// (their columns NULL) are folded when a node starts, and found.
+#[tokio::test]
+async fn rows_from_before_the_search_columns_are_folded_at_start() {
+    let s = start().await;
+    let owner = s.signup("Backfill").await;
+    create(
+        &s,
+        &owner,
+        json!({"name": "ÄRGER Ltd", "email": "INFO@ÄRGER.example"}),
+    )
+    .await;
+    let product = s
+        .post(
+            "/api/v1/products",
+            &owner.token,
+            json!({"name": "ÜBERZUG", "variants": [{"sku": "B1", "price": 1}]}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE customers SET search_name = NULL, search_email = NULL",
+        "UPDATE products SET search_name = NULL",
+        "DELETE FROM settings WHERE key = 'backfill.search_folding'",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    assert!(
+        all_names(&s, &owner, "q=rger").await.is_empty(),
+        "unfolded rows are not found"
+    );
+    let restarted = start_beside(&s, |_| {}).await;
+    assert_eq!(
+        all_names(&restarted, &owner, "q=%C3%A4rger").await,
+        ["ÄRGER Ltd"]
+    );
+    assert_eq!(
+        all_names(&restarted, &owner, "q=info%40%C3%A4").await,
+        ["ÄRGER Ltd"]
+    );
+    let products = restarted
+        .get("/api/v1/products?q=%C3%BCberzug", &owner.token)
+        .await;
+    assert_eq!(
+        products.body["items"][0]["name"], "ÜBERZUG",
+        "{}",
+        products.body
+    );
+}
+
+#[tokio::test]
 async fn q_treats_percent_underscore_and_backslash_literally() {
     let s = start().await;
     let owner = s.signup("Literal").await;

@@ -10,3 +10,32 @@ pub mod pricing;
 pub mod quotes;
 pub mod tenancy;
 pub mod wallet;
+
+use crate::platform::db::{self, Db};
+
+/// Data fixes that need Rust and run once, right after the schema
+/// migrations: today, folding the search text of rows older than the
+/// folded search columns. A settings mark makes later starts skip it in one
+/// statement; running it twice (two nodes starting at once) is harmless.
+pub async fn backfill(db: &Db) -> Result<(), sqlx::Error> {
+    const MARK: &str = "backfill.search_folding";
+    let done = db::sql("SELECT 1 FROM settings WHERE key = $1")
+        .bind(MARK)
+        .fetch_optional(db.writer())
+        .await?
+        .is_some();
+    if done {
+        return Ok(());
+    }
+    let customers = crm::backfill_search(db).await?;
+    let products = catalog::backfill_search(db).await?;
+    if customers > 0 || products > 0 {
+        tracing::info!(
+            customers,
+            products,
+            "folded the search text of existing rows"
+        );
+    }
+    db::setting_or_insert(db, MARK, "done").await?;
+    Ok(())
+}

@@ -11,3 +11,4 @@ pub mod idempotency;
 pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
+pub mod search;

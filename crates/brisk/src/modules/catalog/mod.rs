@@ -17,4 +17,4 @@ mod store;
 
 pub use model::{MAX_STOCK, Variant, VariantRow, parse_tiers};
 pub use routes::router;
-pub use store::{VariantForSale, variants_for_sale};
+pub use store::{VariantForSale, backfill_search, variants_for_sale};

@@ -14,6 +14,7 @@ use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::search;
 
 fn duplicate_sku() -> ApiError {
     ApiError::conflict("duplicate_sku", "a variant with this SKU already exists")
@@ -250,8 +251,8 @@ pub async fn create_product(
     let active = new.active.unwrap_or(true);
     let min_margin_bp = new.min_margin_bp.unwrap_or(0);
     let description = new.description.as_deref().map(str::trim).map(str::to_owned);
-    sql("INSERT INTO products (tenant_id, id, name, description, category_id, active, min_margin_bp, options, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
+    sql("INSERT INTO products (tenant_id, id, name, description, category_id, active, min_margin_bp, options, created_at, updated_at, search_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)")
     .bind(tenant_id)
     .bind(id.clone())
     .bind(new.name.trim())
@@ -261,6 +262,7 @@ pub async fn create_product(
     .bind(min_margin_bp)
     .bind(serde_json::to_string(&options).unwrap_or_else(|_| "[]".into()))
     .bind(now)
+    .bind(search::fold(new.name.trim()))
     .execute(&mut *tx)
     .await?;
     let variants = insert_variants(&mut tx, tenant_id, &id, 0, &new.variants, now).await?;
@@ -305,38 +307,37 @@ const PRODUCT_AGGREGATES: &str = ", \
      (SELECT CAST(SUM(v.stock) AS BIGINT) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS stock_total, \
      (SELECT COUNT(*) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS variant_count";
 
-/// `AND <the product's name contains needle, case-insensitively>`.
+/// `AND <the product's name contains needle, case-insensitively>`, on the
+/// name as folded by [`search::fold`].
 /// SQLite answers from the FTS5 trigram index (three characters or more;
 /// shorter needles have no trigram and walk the tenant's products);
-/// PostgreSQL from the `pg_trgm` GIN index on `(tenant_id, lower(name))`.
+/// PostgreSQL from the `pg_trgm` GIN index on `(tenant_id, search_name)`.
 fn name_contains(q: &mut SqlBuilder, backend: Backend, needle: &str) {
-    let lower = needle.to_lowercase();
+    let folded = search::fold(needle);
     match backend {
-        Backend::Sqlite if lower.chars().count() >= 3 => {
+        Backend::Sqlite if folded.chars().count() >= 3 => {
             // One FTS5 phrase: a trigram substring match, with no operator
-            // characters to escape but the double quote.
-            let phrase = format!("\"{}\"", lower.replace('"', "\"\""));
+            // characters to escape but the double quote. The index folds
+            // case itself, so it narrows; the folded column decides.
+            let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
             q.push(
                 " AND p.id IN (SELECT s.product_id FROM product_search s WHERE s.tenant_id = p.tenant_id \
                  AND s.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ",
             )
             .bind(phrase)
             .push("))");
+            q.push(" AND instr(p.search_name, ")
+                .bind(folded)
+                .push(") > 0");
         }
         Backend::Sqlite => {
-            // Fold both sides the same way (SQLite's lower() folds ASCII
-            // only), so a needle typed exactly as stored always matches.
-            q.push(" AND instr(lower(p.name), lower(")
-                .bind(needle)
-                .push(")) > 0");
+            q.push(" AND instr(p.search_name, ")
+                .bind(folded)
+                .push(") > 0");
         }
         Backend::Postgres => {
-            let escaped = lower
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            q.push(" AND lower(p.name) LIKE ")
-                .bind(format!("%{escaped}%"))
+            q.push(" AND p.search_name LIKE ")
+                .bind(search::contains_pattern(needle))
                 .push(" ESCAPE '\\'");
         }
     }
@@ -509,6 +510,7 @@ pub async fn patch_product(
     q.bind(now_micros());
     if let Some(Some(name)) = &patch.name {
         q.push(", name = ").bind(name.trim());
+        q.push(", search_name = ").bind(search::fold(name.trim()));
     }
     if let Some(description) = &patch.description {
         q.push(", description = ")
@@ -782,4 +784,30 @@ where
         .map(|r| VariantForSale::from_row(r).map(|v| (v.id.clone(), v)))
         .collect::<Result<HashMap<_, _>, _>>()
         .map_err(Into::into)
+}
+
+/// Fills the folded search name of products written before it existed
+/// (migration 0005), in batches, one transaction each. Returns how many.
+pub async fn backfill_search(db: &crate::platform::db::Db) -> Result<u64, sqlx::Error> {
+    let mut filled = 0u64;
+    loop {
+        let rows: Vec<(String, String, String)> =
+            sql("SELECT tenant_id, id, name FROM products WHERE search_name IS NULL LIMIT 500")
+                .fetch_all_as(db.writer())
+                .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        let mut tx = db.begin().await?;
+        for (tenant_id, id, name) in &rows {
+            sql("UPDATE products SET search_name = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id.as_str())
+                .bind(id.as_str())
+                .bind(search::fold(name))
+                .execute(&mut *tx)
+                .await?;
+        }
+        commit(tx).await?;
+        filled = filled.saturating_add(rows.len() as u64);
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Owns the `customers` and `customer_tags` tables (and, on SQLite, the
 //! `customer_search` / `customers_fts` trigram index that triggers keep in
-//! step with `customers`). Invariants: `status` is `lead`, `active` or
+//! step with `customers`). Invariants: `search_name`/`search_email` hold
+//! the name and e-mail folded by `platform::search::fold`, written with them; `status` is `lead`, `active` or
 //! `inactive`; `discount_bp` is within 0–10000; a customer's tags are
 //! distinct and `customer_tags` holds exactly the tags of live customers,
 //! written in the same transaction as the customer; deletion is soft
@@ -15,4 +16,4 @@ mod routes;
 mod store;
 
 pub use routes::router;
-pub use store::{CustomerRef, customer_discount};
+pub use store::{CustomerRef, backfill_search, customer_discount};
