@@ -232,15 +232,42 @@ async fn logout_revokes_the_login_and_unknown_tokens_get_204() {
         )
         .await;
     let current = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    // Logout is an /api/v1 route like any other: it needs an access token.
+    s.post_anon("/api/v1/auth/logout", json!({"refresh_token": current}))
+        .await
+        .assert_problem(401, "unauthorized");
+    // Nobody ends somebody else's login, even in the same tenant.
+    let colleague = s.user_with_role(&owner, "sales").await;
     let r = s
-        .post_anon("/api/v1/auth/logout", json!({"refresh_token": current}))
+        .post(
+            "/api/v1/auth/logout",
+            &colleague.token,
+            json!({"refresh_token": current}),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let still = s
+        .post_anon("/api/v1/auth/refresh", json!({"refresh_token": current}))
+        .await;
+    assert_eq!(still.status, 200, "{}", still.body);
+    let current = still.body["refresh_token"].as_str().unwrap().to_owned();
+    let r = s
+        .post(
+            "/api/v1/auth/logout",
+            &owner.token,
+            json!({"refresh_token": current}),
+        )
         .await;
     assert_eq!(r.status, 204);
     s.post_anon("/api/v1/auth/refresh", json!({"refresh_token": current}))
         .await
         .assert_problem(401, "unauthorized");
     let unknown = s
-        .post_anon("/api/v1/auth/logout", json!({"refresh_token": "nope"}))
+        .post(
+            "/api/v1/auth/logout",
+            &owner.token,
+            json!({"refresh_token": "nope"}),
+        )
         .await;
     assert_eq!(unknown.status, 204);
     let forged = s

@@ -313,6 +313,14 @@ async fn fields_selects_top_level_fields_and_rejects_unknown_ones() {
         .get("/api/v1/users?fields=email,password_hash", &owner.token)
         .await;
     r.assert_problem(400, "unknown_field");
+    // Any GET, objects too: /me has no id of its own to add.
+    let me = s.get("/api/v1/me?fields=tenant", &owner.token).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body.as_object().unwrap().len(), 1, "{}", me.body);
+    assert!(me.body["tenant"]["currency"].is_string());
+    s.get("/api/v1/me?fields=password", &owner.token)
+        .await
+        .assert_problem(400, "unknown_field");
 }
 
 #[tokio::test]

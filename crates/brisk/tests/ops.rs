@@ -214,6 +214,71 @@ async fn openapi_describes_every_route() {
         );
     }
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+    // Every operation's path parameters are exactly its template's
+    // placeholders (a query parameter documented `in: path` makes the
+    // document invalid), and no parameter is listed twice.
+    for (path, item) in paths {
+        let placeholders: std::collections::BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: std::collections::BTreeSet<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path, placeholders, "{method} {path}");
+            let mut seen = std::collections::BTreeSet::new();
+            for p in &params {
+                assert!(
+                    seen.insert((p["in"].to_string(), p["name"].to_string())),
+                    "{method} {path} lists {} twice",
+                    p["name"]
+                );
+            }
+        }
+    }
+    // List routes document their query parameters as such, none required.
+    for (path, names) in [
+        (
+            "/api/v1/customers",
+            &["status", "q", "tag", "limit", "cursor", "fields"][..],
+        ),
+        (
+            "/api/v1/products",
+            &[
+                "category_id",
+                "active",
+                "q",
+                "min_price",
+                "max_price",
+                "include",
+                "limit",
+                "cursor",
+            ][..],
+        ),
+        (
+            "/api/v1/orders",
+            &["status", "customer_id", "from", "to", "limit", "cursor"][..],
+        ),
+        ("/api/v1/inventory", &["low_stock", "limit", "cursor"][..]),
+        (
+            "/api/v1/quotations",
+            &["status", "customer_id", "limit", "cursor"][..],
+        ),
+    ] {
+        let params = paths[path]["get"]["parameters"].as_array().unwrap();
+        for name in names {
+            let param = params
+                .iter()
+                .find(|p| p["name"] == *name)
+                .unwrap_or_else(|| panic!("GET {path} does not document {name}"));
+            assert_eq!(param["in"], "query", "GET {path} {name}");
+            assert_ne!(param["required"], true, "GET {path} {name}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -27,6 +27,19 @@ async fn a_new_wallet_is_empty_and_credits_add_with_balance_after() {
         w.body,
         json!({"customer_id": c, "balance": 0, "currency": "USD"})
     );
+    let only = s
+        .get(
+            &format!("/api/v1/customers/{c}/wallet?fields=balance"),
+            &o.token,
+        )
+        .await;
+    assert_eq!(only.body, json!({"balance": 0}));
+    s.get(
+        &format!("/api/v1/customers/{c}/wallet?fields=owner"),
+        &o.token,
+    )
+    .await
+    .assert_problem(400, "unknown_field");
     let r = s
         .post(
             &format!("/api/v1/customers/{c}/wallet/credits"),
@@ -189,6 +202,19 @@ async fn credits_take_an_idempotency_key() {
     let s = start().await;
     let o = s.signup("Idem").await;
     let c = customer(&s, &o.token).await;
+    let d = customer(&s, &o.token).await;
+    let send_to = |customer: &str, body: Value, key: &str| {
+        let req = s
+            .client
+            .post(format!(
+                "{}/api/v1/customers/{customer}/wallet/credits",
+                s.base
+            ))
+            .bearer_auth(&o.token)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move { TestServer::read(req.send().await.unwrap()).await }
+    };
     let send = |body: Value, key: &str| {
         let req = s
             .client
@@ -206,13 +232,23 @@ async fn credits_take_an_idempotency_key() {
     send(json!({"amount": 701, "reference": "r"}), "credit-1")
         .await
         .assert_problem(422, "idempotency_key_reused");
-    // The same key on another route is another key.
-    assert_eq!(
-        s.get(&format!("/api/v1/customers/{c}/wallet"), &o.token)
-            .await
-            .body["balance"],
-        700
+    // The same key and body sent to another customer's wallet is another
+    // route, so another credit: never the first customer's replayed.
+    let theirs = send_to(&d, json!({"amount": 700, "reference": "r"}), "credit-1").await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert!(theirs.headers.get("idempotent-replayed").is_none());
+    assert_ne!(
+        theirs.body["transaction"]["id"],
+        first.body["transaction"]["id"]
     );
+    for who in [&c, &d] {
+        assert_eq!(
+            s.get(&format!("/api/v1/customers/{who}/wallet"), &o.token)
+                .await
+                .body["balance"],
+            700
+        );
+    }
     // A refused credit is remembered as refused.
     send(json!({"amount": -1}), "credit-2")
         .await

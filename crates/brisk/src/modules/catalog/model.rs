@@ -230,7 +230,9 @@ pub struct Product {
     pub updated_at: i64,
 }
 
-pub const PRODUCT_FIELDS: &[&str] = &[
+/// The fields of a product in a list. A list item carries no `options` or
+/// `images` (only the detail does), so a list cannot select them.
+pub const PRODUCT_LIST_FIELDS: &[&str] = &[
     "id",
     "name",
     "description",
@@ -241,12 +243,13 @@ pub const PRODUCT_FIELDS: &[&str] = &[
     "price_max",
     "stock_total",
     "variant_count",
-    "options",
     "variants",
-    "images",
     "created_at",
     "updated_at",
 ];
+
+/// What the product detail adds to [`PRODUCT_LIST_FIELDS`].
+pub const PRODUCT_DETAIL_FIELDS: &[&str] = &["options", "images"];
 
 pub const VARIANT_FIELDS: &[&str] = &[
     "id",

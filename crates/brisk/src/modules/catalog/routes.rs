@@ -73,6 +73,7 @@ async fn create_product(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProductListParams {
     category_id: Option<String>,
     active: Option<String>,
@@ -98,7 +99,7 @@ async fn list_products(
     ApiQuery(p): ApiQuery<ProductListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
-    let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
+    let fields = Fields::parse(p.fields.as_deref(), PRODUCT_LIST_FIELDS)?;
     let mut include_variants = false;
     for part in p
         .include
@@ -144,7 +145,10 @@ async fn get_product(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
-    let fields = Fields::parse(p.fields.as_deref(), PRODUCT_FIELDS)?;
+    let fields = Fields::parse_among(
+        p.fields.as_deref(),
+        &[PRODUCT_LIST_FIELDS, PRODUCT_DETAIL_FIELDS],
+    )?;
     let product = store::product_detail(&state, &auth.tenant_id, &id).await?;
     Ok(object_response(&product, &fields))
 }

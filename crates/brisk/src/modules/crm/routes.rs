@@ -88,6 +88,7 @@ pub struct UpdateCustomerRequest {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `lead`, `active` or `inactive`.
     status: Option<String>,

@@ -95,6 +95,7 @@ async fn list_movements(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StockParams {
     /// `true`: only variants at or below their reorder level.
     low_stock: Option<String>,

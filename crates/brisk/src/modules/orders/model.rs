@@ -97,7 +97,9 @@ impl OrderRow {
     }
 }
 
-pub const ORDER_FIELDS: &[&str] = &[
+/// The fields of an order in a list. A list item carries no
+/// `status_history` (only the detail does), so a list cannot select it.
+pub const ORDER_LIST_FIELDS: &[&str] = &[
     "id",
     "number",
     "status",
@@ -109,10 +111,12 @@ pub const ORDER_FIELDS: &[&str] = &[
     "total",
     "notes",
     "quotation_id",
-    "status_history",
     "created_at",
     "updated_at",
 ];
+
+/// What the order detail adds to [`ORDER_LIST_FIELDS`].
+pub const ORDER_DETAIL_FIELDS: &[&str] = &["status_history"];
 
 pub const HISTORY_FIELDS: &[&str] = &["status", "note", "created_at"];
 

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::lifecycle::{OrderStatus, PaymentMethod};
-use super::model::{HISTORY_FIELDS, ORDER_FIELDS, Order};
+use super::model::{HISTORY_FIELDS, ORDER_DETAIL_FIELDS, ORDER_LIST_FIELDS, Order};
 use super::store::{self, LinePrices, NewOrder, OrderFilter};
 use crate::app::AppState;
 use crate::modules::pricing::{CartItem, check_items};
@@ -118,6 +118,7 @@ async fn place_order(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderListParams {
     status: Option<String>,
     customer_id: Option<String>,
@@ -148,7 +149,7 @@ async fn list_orders(
     ApiQuery(p): ApiQuery<OrderListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
-    let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
+    let fields = Fields::parse(p.fields.as_deref(), ORDER_LIST_FIELDS)?;
     let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
@@ -178,7 +179,10 @@ async fn get_order(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
-    let fields = Fields::parse(p.fields.as_deref(), ORDER_FIELDS)?;
+    let fields = Fields::parse_among(
+        p.fields.as_deref(),
+        &[ORDER_LIST_FIELDS, ORDER_DETAIL_FIELDS],
+    )?;
     let order = store::order_detail(state.db.reader(), &auth.tenant_id, &id).await?;
     Ok(object_response(&order, &fields))
 }

@@ -130,6 +130,7 @@ async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// draft, sent, accepted, rejected, converted or expired.
     status: Option<String>,

@@ -16,7 +16,9 @@ use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser, Role};
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
+use crate::platform::http::list::{
+    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -192,23 +194,35 @@ async fn refresh(
 }
 
 /// End the login a refresh token belongs to.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
 async fn logout(
     State(state): State<AppState>,
+    auth: AuthUser,
     body: ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
     let req = body.parse()?;
-    store::logout(&state, req.refresh_token.trim()).await?;
+    store::logout(
+        &state,
+        &auth.tenant_id,
+        &auth.user_id,
+        req.refresh_token.trim(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller and their tenant.
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
-async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<MeResponse>> {
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", params(FieldsQuery), security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 400, body = Problem, description = "unknown_field"), (status = 401, body = Problem)))]
+async fn me(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(params): ApiQuery<FieldsQuery>,
+) -> ApiResult<Response> {
+    let fields = Fields::parse(params.fields.as_deref(), &["user", "tenant"])?;
     let (user, tenant) = store::me(&state, &auth.tenant_id, &auth.user_id).await?;
-    Ok(Json(MeResponse { user, tenant }))
+    Ok(object_response(&MeResponse { user, tenant }, &fields))
 }
 
 /// Add a user to the caller's tenant (owner and admin only).

@@ -241,16 +241,24 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
 }
 
 /// Revokes the login a refresh token belongs to; unknown tokens are ignored.
-pub async fn logout(state: &AppState, token: &str) -> ApiResult<()> {
-    let Some(tenant_id) = auth::refresh_token_tenant(token) else {
+/// Ends the login `token` belongs to, if it is one of the caller's own:
+/// anyone else's token (or an unknown one) is left alone, with the same 204.
+pub async fn logout(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    token: &str,
+) -> ApiResult<()> {
+    if auth::refresh_token_tenant(token) != Some(tenant_id) {
         return Ok(());
-    };
+    }
     sql(
         "UPDATE refresh_tokens SET revoked = 1 WHERE tenant_id = $1 AND family_id = \
-         (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2)",
+         (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 AND user_id = $3)",
     )
     .bind(tenant_id.to_owned())
     .bind(auth::token_hash(token))
+    .bind(user_id.to_owned())
     .execute(state.db.writer())
     .await?;
     Ok(())

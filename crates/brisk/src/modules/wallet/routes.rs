@@ -1,6 +1,5 @@
 //! Wallet routes.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -15,7 +14,9 @@ use crate::modules::{crm, tenancy};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
-use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
+use crate::platform::http::list::{
+    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+};
 use crate::platform::idempotency;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,21 +50,29 @@ async fn require_customer(db: &sqlx::AnyPool, tenant_id: &str, customer_id: &str
 }
 
 /// A customer's wallet balance.
-#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet", tag = "wallets", security(("bearer" = [])),
-    responses((status = 200, body = Wallet), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/wallet", tag = "wallets", params(("id" = String, Path), FieldsQuery), security(("bearer" = [])),
+    responses((status = 200, body = Wallet), (status = 400, body = Problem, description = "unknown_field"), (status = 404, body = Problem)))]
 async fn get_wallet(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<Json<Wallet>> {
+    ApiQuery(params): ApiQuery<FieldsQuery>,
+) -> ApiResult<Response> {
+    let fields = Fields::parse(
+        params.fields.as_deref(),
+        &["customer_id", "balance", "currency"],
+    )?;
     require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
     let balance = store::balance(state.db.reader(), &auth.tenant_id, &id).await?;
     let currency = tenancy::currency(&state, &auth.tenant_id).await?;
-    Ok(Json(Wallet {
-        customer_id: id,
-        balance,
-        currency,
-    }))
+    Ok(object_response(
+        &Wallet {
+            customer_id: id,
+            balance,
+            currency,
+        },
+        &fields,
+    ))
 }
 
 /// Credit a customer's wallet. Takes an `Idempotency-Key`.
@@ -82,10 +91,13 @@ async fn credit(
     let key = idempotency::key_from(&headers)?;
     require_customer(state.db.writer(), &auth.tenant_id, &id).await?;
     let request = body.parse()?;
+    // The route is the customer's own credits path: the same key sent to
+    // two customers is two credits, never one replayed to the other.
+    let route = format!("wallet.credit:{id}");
     idempotency::once(
         &state,
         &auth.tenant_id,
-        "wallet.credit",
+        &route,
         key,
         &request,
         |claim| async {

@@ -134,10 +134,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::validation(vec![FieldError {
-                field: if path == "." { "body".to_owned() } else { path },
-                message: strip_position(&inner.to_string()),
-            }]),
+            serde_json::error::Category::Data => {
+                ApiError::validation(vec![shape_error(&path, &inner.to_string())])
+            }
             _ => {
                 let mut e = ApiError::bad_request(format!("malformed JSON: {inner}"));
                 if path != "." {
@@ -150,6 +149,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     })
+}
+
+/// The field a shape error is about. serde reports a missing field at the
+/// object that lacks it ("missing field `price`" at `variants[0]`); the
+/// client needs the field itself (`variants[0].price`).
+fn shape_error(path: &str, message: &str) -> FieldError {
+    let message = strip_position(message);
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    let field = match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (".", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    };
+    FieldError { field, message }
 }
 
 fn strip_position(message: &str) -> String {
@@ -215,10 +231,7 @@ pub fn parse_i64(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiErro
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::validation(vec![FieldError {
-            field: if path == "." { "body".to_owned() } else { path },
-            message: strip_position(&err.inner().to_string()),
-        }])
+        ApiError::validation(vec![shape_error(&path, &err.inner().to_string())])
     })
 }
 

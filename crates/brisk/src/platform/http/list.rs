@@ -45,6 +45,7 @@ impl Cursor {
 
 /// The query string of a plain list route: `limit`, `cursor`, `fields`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1–100 (larger is treated as 100); 20 by default.
     pub limit: Option<String>,
@@ -66,6 +67,7 @@ impl ListQuery {
 
 /// The query string of a single-object GET: `fields`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FieldsQuery {
     /// Comma-separated top-level fields to return (plus `id`).
     pub fields: Option<String>,
@@ -133,9 +135,16 @@ pub struct Fields(Option<Vec<String>>);
 impl Fields {
     /// Checks every requested name against `known` (400 `unknown_field`).
     pub fn parse(param: Option<&str>, known: &[&str]) -> ApiResult<Fields> {
+        Self::parse_among(param, &[known])
+    }
+
+    /// As [`Fields::parse`], for a route whose fields are a shared set plus
+    /// its own (a detail: the list item's fields and what only it embeds).
+    pub fn parse_among(param: Option<&str>, known: &[&[&str]]) -> ApiResult<Fields> {
         let Some(param) = param else {
             return Ok(Fields(None));
         };
+        let known: Vec<&str> = known.iter().flat_map(|set| set.iter().copied()).collect();
         let mut names = Vec::new();
         let mut unknown = Vec::new();
         for name in param.split(',').map(str::trim).filter(|n| !n.is_empty()) {
