@@ -1071,3 +1071,71 @@ async fn fields_select_order_fields_and_history_belongs_to_the_detail() {
     assert_eq!(keys(&detail.body), ["id", "status_history"]);
     assert_eq!(detail.body["status_history"][0]["status"], "placed");
 }
+
+/// The hourly sweep forgets keys past their 48-hour retention, recorded or
+/// left in flight by a node that died; a younger key is kept and replays.
+#[tokio::test]
+async fn keys_past_their_retention_are_forgotten_and_run_again() {
+    let s = start().await;
+    let shop = shop(&s, 1, 50).await;
+    let t = &shop.owner.token;
+    let body = json!({"customer_id": shop.customer, "payment_method": "invoice",
+                      "items": [{"variant_id": shop.variants[0], "quantity": 1}]});
+    let (s, body) = (&s, &body);
+    let place = |key: &'static str| async move {
+        s.post_concurrently(1, "/api/v1/orders", t, body.clone(), Some(key))
+            .await
+            .remove(0)
+    };
+    let old = place("old").await;
+    assert_eq!(old.status, 201, "{}", old.body);
+    let young = place("young").await;
+    assert_eq!(young.status, 201, "{}", young.body);
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
+        .await
+        .unwrap();
+    let run = |statement: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // A claim left in flight by a dead node, and the "old" key, both aged
+    // 49 hours.
+    run(format!(
+        "INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) \
+         SELECT tenant_id, route, 'dead', request, created_at FROM idempotency_keys WHERE key = 'old'"
+    ))
+    .await;
+    let hours_49: i64 = 49 * 3600 * 1_000_000;
+    run(format!(
+        "UPDATE idempotency_keys SET created_at = created_at - {hours_49} WHERE key IN ('old', 'dead')"
+    ))
+    .await;
+    let state = &s.server.as_ref().unwrap().state;
+    let forgotten = brisk::platform::idempotency::forget_expired(state)
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 2);
+    let keys: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(
+        "SELECT key FROM idempotency_keys ORDER BY key".to_owned(),
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, [("young".to_owned(),)]);
+    // A forgotten key is a new request; a kept one replays.
+    let again = place("old").await;
+    assert_eq!(again.status, 201);
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    assert_ne!(again.body["id"], old.body["id"]);
+    let replay = place("young").await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body, young.body);
+    assert_eq!(count(&s, t, "/api/v1/orders").await, 3);
+}
