@@ -274,8 +274,9 @@ where
     };
     let claim = guard.claim.clone();
     let outcome = op(Some(claim.clone())).await;
-    guard.disarm();
-    match outcome {
+    // The guard stays armed while a refusal is remembered or a failure
+    // released: a request dropped there still frees its key.
+    let answer = match outcome {
         Ok((status, body)) => Ok((status, axum::Json(body)).into_response()),
         Err(err) if err.status.is_server_error() => {
             claim.release(state).await;
@@ -292,7 +293,9 @@ where
             }
             Err(err)
         }
-    }
+    };
+    guard.disarm();
+    answer
 }
 
 /// Releases a claim whose request was dropped before it finished.
