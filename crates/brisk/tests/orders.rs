@@ -1107,10 +1107,9 @@ async fn keys_past_their_retention_are_forgotten_and_run_again() {
     };
     // A claim left in flight by a dead node, and the "old" key, both aged
     // 49 hours.
-    run(format!(
-        "INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) \
+    run("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) \
          SELECT tenant_id, route, 'dead', request, created_at FROM idempotency_keys WHERE key = 'old'"
-    ))
+        .to_owned())
     .await;
     let hours_49: i64 = 49 * 3600 * 1_000_000;
     run(format!(
