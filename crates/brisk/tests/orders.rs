@@ -1136,5 +1136,5 @@ async fn keys_past_their_retention_are_forgotten_and_run_again() {
     let replay = place("young").await;
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert_eq!(replay.body, young.body);
-    assert_eq!(count(&s, t, "/api/v1/orders").await, 3);
+    assert_eq!(count(s, t, "/api/v1/orders").await, 3);
 }
