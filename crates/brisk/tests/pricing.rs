@@ -245,3 +245,40 @@ async fn amounts_that_would_overflow_are_422_not_wrapped() {
     assert_eq!(r.error_fields(), vec!["items[0].quantity"]);
     assert_eq!(s.get_anon("/health/live").await.status, 200);
 }
+
+/// Every amount of the line fits in i64, only its margin would not: the
+/// margin saturates and reports, and the cart is priced and can be ordered.
+#[tokio::test]
+async fn a_margin_beyond_i64_saturates_instead_of_refusing_the_cart() {
+    let s = start().await;
+    let o = s.signup("Margins").await;
+    let t = &o.token;
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Loss leader", "variants": [{"sku": "LL", "price": 1, "cost": 1_000_000_000_000_000i64, "stock": 3}]}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let variant = p.body["variants"][0]["id"].as_str().unwrap();
+    let priced = s
+        .post(
+            "/api/v1/pricing/calculate",
+            t,
+            json!({"items": [{"variant_id": variant, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(priced.status, 200, "{}", priced.body);
+    assert_eq!(priced.body["lines"][0]["margin_bp"], i64::MIN);
+    assert_eq!(priced.body["margin_ok"], false);
+    let c = customer(&s, t, 0).await;
+    let order = s
+        .post(
+            "/api/v1/orders",
+            t,
+            json!({"customer_id": c, "payment_method": "invoice", "items": [{"variant_id": variant, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(order.status, 201, "{}", order.body);
+}

@@ -609,3 +609,54 @@ async fn quotations_list_by_customer_and_guard_roles_and_tenants() {
             .is_empty()
     );
 }
+
+/// Conversion keeps the quoted amounts and never recomputes today's: a
+/// price raised since (here to one the quoted quantity would overflow)
+/// plays no part.
+#[tokio::test]
+async fn conversion_ignores_todays_price_even_one_that_would_overflow() {
+    let s = start().await;
+    let o = s.signup("Big quote").await;
+    let t = &o.token;
+    let half = i64::MAX / 2;
+    let c = s.post("/api/v1/customers", t, json!({"name": "C"})).await;
+    let customer = c.body["id"].as_str().unwrap();
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Ingot", "variants": [{"sku": "ING", "price": half, "stock": 5}]}),
+        )
+        .await;
+    let variant = p.body["variants"][0]["id"].as_str().unwrap();
+    let q = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": customer, "items": [{"variant_id": variant, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(q.status, 201, "{}", q.body);
+    assert_eq!(q.body["total"], half * 2);
+    let id = q.body["id"].as_str().unwrap();
+    for action in ["send", "accept"] {
+        let r = s
+            .post(&format!("/api/v1/quotations/{id}/{action}"), t, json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{action}: {}", r.body);
+    }
+    let raised = s
+        .patch(
+            &format!("/api/v1/variants/{variant}"),
+            t,
+            json!({"price": i64::MAX}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    let order = s
+        .post(&format!("/api/v1/quotations/{id}/convert"), t, json!({}))
+        .await;
+    assert_eq!(order.status, 201, "{}", order.body);
+    assert_eq!(order.body["items"][0]["unit_price"], half);
+    assert_eq!(order.body["total"], half * 2);
+}

@@ -9,7 +9,7 @@ use sqlx::{Any, Executor};
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
 use crate::app::AppState;
-use crate::modules::pricing::{self, CartItem, PricedCart, PricedLine};
+use crate::modules::pricing::{self, CartItem, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
@@ -25,7 +25,7 @@ pub enum LinePrices {
     Engine,
     /// Prices fixed earlier, one per item in order (a converted quotation):
     /// `(unit_price, discount, line_total)`.
-    Fixed(Vec<(i64, i64, i64)>),
+    Fixed(Vec<pricing::AgreedAmounts>),
 }
 
 #[derive(Debug, Clone)]
@@ -36,27 +36,6 @@ pub struct NewOrder {
     pub notes: Option<String>,
     pub prices: LinePrices,
     pub quotation_id: Option<String>,
-}
-
-/// Prices fixed lines against the variants as they are now: the variants
-/// must still be for sale; the quotation's prices stand.
-fn fixed_cart(
-    items: &[CartItem],
-    prices: &[(i64, i64, i64)],
-    variants: &HashMap<String, crate::modules::catalog::VariantForSale>,
-) -> ApiResult<PricedCart> {
-    // Run the engine for availability checks and sku/product data, then
-    // replace the amounts with the agreed ones.
-    let mut cart = pricing::price_cart(items, variants, 0)?;
-    for (line, &(unit_price, discount, line_total)) in cart.lines.iter_mut().zip(prices) {
-        line.unit_price = unit_price;
-        line.discount = discount;
-        line.line_total = line_total;
-    }
-    let plain: Vec<pricing::engine::Line> = cart.lines.iter().map(pricing::as_line).collect();
-    cart.totals = pricing::engine::totals(&plain)
-        .map_err(|_| ApiError::field("items", "the order's total is too large"))?;
-    Ok(cart)
 }
 
 fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
@@ -113,7 +92,7 @@ pub async fn place_order_in(
     let customer = customer.ok_or_else(|| pricing::unknown_customer(&new.items, &variants))?;
     let cart = match &new.prices {
         LinePrices::Engine => pricing::price_cart(&new.items, &variants, customer.discount_bp)?,
-        LinePrices::Fixed(prices) => fixed_cart(&new.items, prices, &variants)?,
+        LinePrices::Fixed(prices) => pricing::agreed_cart(&new.items, prices, &variants)?,
     };
     let lines: Vec<(&str, i64, String)> = cart
         .lines

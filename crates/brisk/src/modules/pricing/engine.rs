@@ -78,14 +78,28 @@ pub fn apply_bp(amount: i64, bp: i64) -> Result<i64, Overflow> {
 
 /// `(line_total − cost × quantity) × 10000 / line_total`, truncated toward
 /// zero; when `line_total` is 0: 0 if the cost is 0, else −10000.
-pub fn margin_bp(line_total: i64, cost: i64, quantity: i64) -> Result<i64, Overflow> {
+///
+/// Computed in i128 (a cost × quantity always fits there). A margin beyond
+/// i64 (say, a cost 10¹⁵ times the price) saturates: the margin only
+/// reports, and a line whose every amount fits must never be refused for it.
+pub fn margin_bp(line_total: i64, cost: i64, quantity: i64) -> i64 {
     let total_cost = i128::from(cost) * i128::from(quantity);
     if line_total == 0 {
-        return Ok(if total_cost == 0 { 0 } else { -BP_PER_UNIT });
+        return if total_cost == 0 { 0 } else { -BP_PER_UNIT };
     }
-    let margin =
-        (i128::from(line_total) - total_cost) * i128::from(BP_PER_UNIT) / i128::from(line_total);
-    i64::try_from(margin).map_err(|_| Overflow)
+    let profit = i128::from(line_total) - total_cost;
+    // Only the ×10000 can leave i128 (for a profit near i64² in size).
+    let margin = profit
+        .checked_mul(i128::from(BP_PER_UNIT))
+        .map(|scaled| scaled / i128::from(line_total));
+    let saturated = if (profit < 0) == (line_total < 0) {
+        i64::MAX
+    } else {
+        i64::MIN
+    };
+    margin
+        .and_then(|m| i64::try_from(m).ok())
+        .unwrap_or(saturated)
 }
 
 /// Prices `quantity` of `variant` for a customer with `discount_bp`, at the
@@ -100,7 +114,7 @@ pub fn price_line(
     let gross = unit_price.checked_mul(quantity).ok_or(Overflow)?;
     let discount = apply_bp(gross, discount_bp)?;
     let line_total = gross.checked_sub(discount).ok_or(Overflow)?;
-    let margin_bp = margin_bp(line_total, variant.cost, quantity)?;
+    let margin_bp = margin_bp(line_total, variant.cost, quantity);
     Ok(Line {
         quantity,
         unit_price,

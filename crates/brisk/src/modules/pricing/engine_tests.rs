@@ -40,13 +40,17 @@ fn discounts_round_half_away_from_zero() {
 
 #[test]
 fn margins_follow_api_md() {
-    assert_eq!(margin_bp(1000, 600, 1), Ok(4000));
+    assert_eq!(margin_bp(1000, 600, 1), 4000);
     // Truncates toward zero: (3 − 1) × 10000 / 3 = 6666.67 → 6666.
-    assert_eq!(margin_bp(3, 1, 1), Ok(6666));
+    assert_eq!(margin_bp(3, 1, 1), 6666);
     // Negative margins truncate toward zero too: −6666.67 → −6666.
-    assert_eq!(margin_bp(3, 5, 1), Ok(-6666));
-    assert_eq!(margin_bp(0, 0, 3), Ok(0));
-    assert_eq!(margin_bp(0, 1, 3), Ok(-10000));
+    assert_eq!(margin_bp(3, 5, 1), -6666);
+    assert_eq!(margin_bp(0, 0, 3), 0);
+    assert_eq!(margin_bp(0, 1, 3), -10000);
+    // Beyond i64 it saturates instead of refusing the line.
+    assert_eq!(margin_bp(1, 1_000_000_000_000_000, 1), i64::MIN);
+    assert_eq!(margin_bp(1, i64::MAX, i64::MAX), i64::MIN);
+    assert_eq!(margin_bp(-1, 1_000_000_000_000_000, 1), i64::MAX);
 }
 
 #[test]
@@ -134,5 +138,21 @@ proptest! {
         let r = apply_bp(amount, bp).unwrap() as f64;
         let exact = amount as f64 * bp as f64 / 10_000.0;
         prop_assert!((r - exact).abs() <= 0.5 + 1e-9);
+    }
+
+    #[test]
+    fn margins_are_exact_within_i64_and_saturate_beyond(
+        line_total in any::<i64>(), cost in 0i64..=i64::MAX, quantity in 1i64..=i64::MAX
+    ) {
+        let m = margin_bp(line_total, cost, quantity);
+        if line_total != 0 {
+            // The exact value, in a type where nothing overflows.
+            let profit = i128::from(line_total) - i128::from(cost) * i128::from(quantity);
+            let exact = profit.checked_mul(10_000).map(|p| p / i128::from(line_total));
+            match exact.and_then(|e| i64::try_from(e).ok()) {
+                Some(e) => prop_assert_eq!(m, e),
+                None => prop_assert!(m == i64::MAX || m == i64::MIN),
+            }
+        }
     }
 }

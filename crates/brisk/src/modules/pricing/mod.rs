@@ -138,6 +138,59 @@ pub fn price_cart(
     variants: &HashMap<String, VariantForSale>,
     discount_bp: i64,
 ) -> ApiResult<PricedCart> {
+    cart_of(items, variants, |i, item, v| {
+        let priced_variant = PricedVariant {
+            price: v.price,
+            cost: v.cost,
+            tiers: crate::modules::catalog::parse_tiers(&v.tiers),
+            min_margin_bp: v.min_margin_bp,
+        };
+        engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price).map_err(
+            |_| FieldError {
+                field: format!("items[{i}].quantity"),
+                message: "the line's amount is too large".into(),
+            },
+        )
+    })
+}
+
+/// A line's amounts as agreed earlier (a quotation being converted):
+/// `(unit_price, discount, line_total)`.
+pub type AgreedAmounts = (i64, i64, i64);
+
+/// A cart at amounts agreed earlier, one per item: the variants are checked
+/// for sale as in [`price_cart`], but today's prices play no part (they may
+/// have changed, even to amounts the agreed quantities would overflow).
+/// Margins are recomputed against today's cost.
+pub fn agreed_cart(
+    items: &[CartItem],
+    agreed: &[AgreedAmounts],
+    variants: &HashMap<String, VariantForSale>,
+) -> ApiResult<PricedCart> {
+    cart_of(items, variants, |i, item, v| {
+        let &(unit_price, discount, line_total) = agreed.get(i).ok_or_else(|| FieldError {
+            field: format!("items[{i}]"),
+            message: "has no agreed price".into(),
+        })?;
+        let margin_bp = engine::margin_bp(line_total, v.cost, item.quantity);
+        Ok(Line {
+            quantity: item.quantity,
+            unit_price,
+            discount,
+            line_total,
+            margin_bp,
+            margin_ok: margin_bp >= v.min_margin_bp,
+        })
+    })
+}
+
+/// The shared frame of a cart: every item's variant must exist and be for
+/// sale; `line` prices the rest. All refusals are gathered into one 422.
+fn cart_of(
+    items: &[CartItem],
+    variants: &HashMap<String, VariantForSale>,
+    line: impl Fn(usize, &CartItem, &VariantForSale) -> Result<Line, FieldError>,
+) -> ApiResult<PricedCart> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -155,18 +208,9 @@ pub fn price_cart(
             });
             continue;
         }
-        let priced_variant = PricedVariant {
-            price: v.price,
-            cost: v.cost,
-            tiers: crate::modules::catalog::parse_tiers(&v.tiers),
-            min_margin_bp: v.min_margin_bp,
-        };
-        match engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price) {
-            Ok(line) => lines.push(shown_line(item, v, line)),
-            Err(_) => errors.push(FieldError {
-                field: format!("items[{i}].quantity"),
-                message: "the line's amount is too large".into(),
-            }),
+        match line(i, item, v) {
+            Ok(priced) => lines.push(shown_line(item, v, priced)),
+            Err(error) => errors.push(error),
         }
     }
     if !errors.is_empty() {
