@@ -100,7 +100,9 @@ where
 
 /// Applies `delta` to a variant's stock, atomically, and records why.
 /// 404 for an unknown variant, 409 `out_of_stock` when the stock would go
-/// below zero (and nothing is written).
+/// below zero (and nothing is written). Only an increase is held to
+/// `MAX_STOCK`: a cancellation may have returned stock above it, and that
+/// stock must still be able to come down.
 pub async fn adjust_stock(
     state: &AppState,
     tenant_id: &str,
@@ -111,7 +113,7 @@ pub async fn adjust_stock(
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4 \
-         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND stock + $3 >= 0 AND stock + $3 <= $5 \
+         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND stock + $3 >= 0 AND ($3 <= 0 OR stock + $3 <= $5) \
          RETURNING stock")
     .bind(tenant_id)
     .bind(variant_id)
@@ -275,14 +277,24 @@ pub async fn lock_variants(
     Ok(())
 }
 
+/// Which rows a batch of stock changes may touch.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// Taking stock: only where it stays ≥ 0.
+    NotNegative,
+    /// Returning stock: only where it stays exact (no i64 overflow; no
+    /// `MAX_STOCK` cap, see [`adjust_stock`]).
+    NoOverflow,
+}
+
 /// Applies one stock change per variant in a single statement:
-/// `(variant, delta)` pairs; with `guard`, only where the stock stays ≥ 0.
+/// `(variant, delta)` pairs, each only within `bound`.
 /// Returns the variants changed, with their new stock.
 async fn apply_deltas(
     tx: &mut Tx,
     tenant_id: &str,
     deltas: &[(&str, i64)],
-    guard: bool,
+    bound: Bound,
     now: i64,
 ) -> ApiResult<std::collections::HashMap<String, i64>> {
     let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
@@ -297,9 +309,14 @@ async fn apply_deltas(
         .push(" FROM d WHERE variants.tenant_id = ")
         .bind(tenant_id)
         .push(" AND variants.id = d.vid");
-    if guard {
-        q.push(" AND variants.stock + d.delta >= 0");
-    }
+    match bound {
+        Bound::NotNegative => q.push(" AND variants.stock + d.delta >= 0"),
+        // Returned deltas are positive: compare without computing the sum.
+        Bound::NoOverflow => q
+            .push(" AND variants.stock <= ")
+            .bind(i64::MAX)
+            .push(" - d.delta"),
+    };
     q.push(" RETURNING id, stock").one_shot();
     let rows = q.build().fetch_all(&mut **tx).await?;
     rows.iter()
@@ -327,7 +344,7 @@ pub async fn take_stock(
         return Ok(());
     }
     let deltas: Vec<(&str, i64)> = lines.iter().map(|(id, q, _)| (*id, -q)).collect();
-    let after = apply_deltas(tx, tenant_id, &deltas, true, now).await?;
+    let after = apply_deltas(tx, tenant_id, &deltas, Bound::NotNegative, now).await?;
     if after.len() < lines.len() {
         let short: Vec<_> = lines
             .iter()
@@ -369,7 +386,13 @@ pub async fn return_stock(
     if lines.is_empty() {
         return Ok(());
     }
-    let after = apply_deltas(tx, tenant_id, lines, false, now).await?;
+    let after = apply_deltas(tx, tenant_id, lines, Bound::NoOverflow, now).await?;
+    if after.len() < lines.len() {
+        return Err(ApiError::field(
+            "status",
+            "returning this order's stock would overflow a variant's stock count",
+        ));
+    }
     let movements: Vec<Movement> = lines
         .iter()
         .filter_map(|(id, q)| {
