@@ -392,3 +392,59 @@ async fn a_panicking_handler_becomes_a_500_problem_and_the_server_lives_on() {
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
 }
+
+/// No stored text can hold a NUL character (PostgreSQL's cannot), so one in
+/// a URL is a 400 and one in a JSON string a 422 naming the field: never a
+/// database error.
+#[tokio::test]
+async fn nul_characters_are_refused_before_the_database() {
+    let s = start().await;
+    let o = s.signup("Nul").await;
+    let t = &o.token;
+    for path in [
+        "/api/v1/orders/x%00y",
+        "/api/v1/variants/x%00y",
+        "/api/v1/customers?q=a%00b",
+        "/api/v1/products?q=a%00b",
+        "/api/v1/products?q=%00",
+        "/api/v1/orders?customer_id=a%00b",
+    ] {
+        s.get(path, t).await.assert_problem(400, "bad_request");
+    }
+    let r = s
+        .post(
+            "/api/v1/orders",
+            t,
+            json!({"customer_id": "c\u{0}", "payment_method": "invoice",
+                   "items": [{"variant_id": "v\u{0}", "quantity": 1}]}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    let mut fields = r.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["customer_id", "items[0].variant_id"]);
+    let r = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "P", "options": [{"name": "Size", "values": ["M"]}],
+                   "variants": [{"sku": "S", "price": 1, "option_values": {"Size\u{0}": "M"}}]}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["variants[0].option_values.Size\u{0}"]);
+    let login = s
+        .post_anon(
+            "/api/v1/auth/login",
+            json!({"email": "a\u{0}@b.example", "password": "12345678"}),
+        )
+        .await;
+    login.assert_problem(422, "validation_failed");
+    assert_eq!(login.error_fields(), ["email"]);
+    // An escaped backslash before "u0000" is plain text, not a NUL.
+    let c = s
+        .post("/api/v1/customers", t, json!({"name": "back\\u0000slash"}))
+        .await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    assert_eq!(c.body["name"], "back\\u0000slash");
+}

@@ -129,6 +129,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         // Trailing bytes after the value make the body malformed.
         de.end()
             .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        refuse_nul_strings(bytes)?;
     }
     result.map_err(|err| {
         let path = err.path().to_string();
@@ -149,6 +150,69 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     })
+}
+
+/// JSON can smuggle a NUL character into a string as `\u0000`; no text
+/// Brisk stores can hold one (PostgreSQL's text cannot), so each string (or
+/// key) carrying one is a 422 naming its field. Only bodies containing the
+/// escape are walked.
+fn refuse_nul_strings(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    nul_fields(&value, &mut String::new(), &mut errors);
+    if errors.is_empty() {
+        Ok(()) // an escaped backslash before "u0000": plain text
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+fn nul_fields(value: &serde_json::Value, path: &mut String, errors: &mut Vec<FieldError>) {
+    let here = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => errors.push(FieldError {
+            field: here(path),
+            message: "must not contain NUL characters".into(),
+        }),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                nul_fields(item, path, errors);
+                path.truncate(len);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if key.contains('\0') {
+                    errors.push(FieldError {
+                        field: here(path),
+                        message: "names must not contain NUL characters".into(),
+                    });
+                } else {
+                    nul_fields(item, path, errors);
+                }
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The field a shape error is about. serde reports a missing field at the

@@ -1,7 +1,7 @@
 //! The middleware every route runs through, outermost first:
 //! observe (request id, statement count, metrics, one log line) →
 //! compression → problem+json for bare errors → ETag/304 → panic → 500 →
-//! timeout → the route.
+//! timeout → NUL in the URL → 400 → the route.
 
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                 .and(NotForContentType::SSE),
         );
     router
+        .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -60,6 +61,18 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(compression)
         .layer(middleware::from_fn_with_state(options, observe))
+}
+
+/// No id, filter or search text Brisk stores can hold a NUL character
+/// (PostgreSQL's text cannot), so a URL carrying one (`%00`) is a bad
+/// request, refused before it reaches a handler or the database.
+async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    let has_nul = |text: &str| text.contains("%00");
+    let uri = req.uri();
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError::bad_request("the URL contains a NUL character (%00)").into_response();
+    }
+    next.run(req).await
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
