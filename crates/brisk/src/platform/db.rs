@@ -636,18 +636,32 @@ impl SqlBuilder {
 }
 
 /// The next number of a per-tenant sequence (`orders`, `quotations`), in
-/// the caller's transaction: numbers are unique, and increase in commit
-/// order because the counter row stays locked until the commit. Call it
-/// last, just before committing, to hold that lock briefly.
-pub async fn next_number(tx: &mut Tx, tenant_id: &str, sequence: &str) -> Result<i64, sqlx::Error> {
+/// the caller's transaction, with the time the numbered document is created
+/// at. Numbers are unique and increase in commit order, because the counter
+/// row stays locked until the commit; the time is taken under that lock as
+/// `max(now, previous + 1 µs)`, so newest-first by time is highest number
+/// first, even when a transaction waited for the lock or nodes' clocks
+/// disagree. Call it late, to hold the lock briefly.
+pub async fn next_number(
+    tx: &mut Tx,
+    tenant_id: &str,
+    sequence: &str,
+    now: i64,
+) -> Result<(i64, i64), sqlx::Error> {
     let row = sql(
-        "INSERT INTO tenant_counters (tenant_id, name, value) VALUES ($1, $2, 1) \
-                   ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1 \
-                   RETURNING value",
+        "INSERT INTO tenant_counters (tenant_id, name, value, last_at) VALUES ($1, $2, 1, $3) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1, \
+             last_at = CASE WHEN tenant_counters.last_at + 1 > excluded.last_at \
+                       THEN tenant_counters.last_at + 1 ELSE excluded.last_at END \
+         RETURNING value, last_at",
     )
     .bind(tenant_id)
     .bind(sequence)
+    .bind(now)
     .fetch_one(&mut **tx)
     .await?;
-    sqlx::Row::try_get(&row, "value")
+    Ok((
+        sqlx::Row::try_get(&row, "value")?,
+        sqlx::Row::try_get(&row, "last_at")?,
+    ))
 }

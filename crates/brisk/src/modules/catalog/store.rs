@@ -104,7 +104,7 @@ async fn insert_variants(
     let mut shown = Vec::with_capacity(variants.len());
     let mut q = SqlBuilder::new(
         "INSERT INTO variants (tenant_id, id, product_id, sku, price, cost, stock, reorder_level, active, \
-         option_values, tiers, position, created_at, updated_at) VALUES ",
+         option_values, tiers, position, created_at, updated_at, last_movement_at) VALUES ",
     );
     for (i, nv) in variants.iter().enumerate() {
         let option_values = serde_json::to_value(nv.option_values.clone().unwrap_or_default())
@@ -155,6 +155,8 @@ async fn insert_variants(
             .bind(now)
             .push(", ")
             .bind(now)
+            .push(", ")
+            .bind(now) // the initial movement's time, if it has one
             .push(")");
         shown.push(v);
     }
@@ -165,9 +167,9 @@ async fn insert_variants(
     let initial: Vec<inventory::Movement> = shown
         .iter()
         .filter(|v| v.stock > 0)
-        .map(|v| inventory::Movement::new(&v.id, v.stock, "initial", v.stock, None))
+        .map(|v| inventory::Movement::new(&v.id, v.stock, "initial", (v.stock, now), None))
         .collect();
-    inventory::record_movements(tx, tenant_id, &initial, now).await?;
+    inventory::record_movements(tx, tenant_id, &initial).await?;
     Ok(shown)
 }
 

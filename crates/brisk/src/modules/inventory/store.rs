@@ -18,6 +18,9 @@ pub struct Movement {
     pub reason: String,
     pub stock_after: i64,
     pub order_id: Option<String>,
+    /// When: taken under the variant's row lock, after its previous
+    /// movement (`variants.last_movement_at`, see migration 0006).
+    pub at: i64,
 }
 
 impl Movement {
@@ -25,7 +28,7 @@ impl Movement {
         variant_id: &str,
         delta: i64,
         reason: &str,
-        stock_after: i64,
+        (stock_after, at): (i64, i64),
         order_id: Option<&str>,
     ) -> Self {
         Movement {
@@ -34,6 +37,7 @@ impl Movement {
             reason: reason.to_owned(),
             stock_after,
             order_id: order_id.map(str::to_owned),
+            at,
         }
     }
 }
@@ -43,7 +47,6 @@ pub async fn record_movements(
     tx: &mut Tx,
     tenant_id: &str,
     movements: &[Movement],
-    now: i64,
 ) -> ApiResult<()> {
     if movements.is_empty() {
         return Ok(());
@@ -70,7 +73,7 @@ pub async fn record_movements(
             .push(", ")
             .bind(m.order_id.clone())
             .push(", ")
-            .bind(now)
+            .bind(m.at)
             .push(")");
     }
     q.one_shot();
@@ -112,9 +115,12 @@ pub async fn adjust_stock(
 ) -> ApiResult<i64> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4 \
+    // The movement's time is taken under the row lock: after the variant's
+    // previous movement, however long this waited (see Movement::at).
+    let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4, \
+         last_movement_at = CASE WHEN last_movement_at + 1 > $4 THEN last_movement_at + 1 ELSE $4 END \
          WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND stock + $3 >= 0 AND ($3 <= 0 OR stock + $3 <= $5) \
-         RETURNING stock")
+         RETURNING stock, last_movement_at")
     .bind(tenant_id)
     .bind(variant_id)
     .bind(delta)
@@ -149,11 +155,11 @@ pub async fn adjust_stock(
         });
     };
     let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
+    let at: i64 = sqlx::Row::try_get(&row, "last_movement_at")?;
     record_movements(
         &mut tx,
         tenant_id,
-        &[Movement::new(variant_id, delta, reason, stock, None)],
-        now,
+        &[Movement::new(variant_id, delta, reason, (stock, at), None)],
     )
     .await?;
     commit(tx).await?;
@@ -289,14 +295,15 @@ enum Bound {
 
 /// Applies one stock change per variant in a single statement:
 /// `(variant, delta)` pairs, each only within `bound`.
-/// Returns the variants changed, with their new stock.
+/// Returns the variants changed, with their new stock and the time of
+/// their movement (see [`Movement::at`]).
 async fn apply_deltas(
     tx: &mut Tx,
     tenant_id: &str,
     deltas: &[(&str, i64)],
     bound: Bound,
     now: i64,
-) -> ApiResult<std::collections::HashMap<String, i64>> {
+) -> ApiResult<std::collections::HashMap<String, (i64, i64)>> {
     let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
     for (i, (id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
@@ -306,7 +313,11 @@ async fn apply_deltas(
     }
     q.push(") UPDATE variants SET stock = variants.stock + d.delta, updated_at = ")
         .bind(now)
-        .push(" FROM d WHERE variants.tenant_id = ")
+        .push(", last_movement_at = CASE WHEN variants.last_movement_at + 1 > ")
+        .bind(now)
+        .push(" THEN variants.last_movement_at + 1 ELSE ")
+        .bind(now)
+        .push(" END FROM d WHERE variants.tenant_id = ")
         .bind(tenant_id)
         .push(" AND variants.id = d.vid");
     match bound {
@@ -317,13 +328,16 @@ async fn apply_deltas(
             .bind(i64::MAX)
             .push(" - d.delta"),
     };
-    q.push(" RETURNING id, stock").one_shot();
+    q.push(" RETURNING id, stock, last_movement_at").one_shot();
     let rows = q.build().fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|r| {
             Ok((
                 sqlx::Row::try_get::<String, _>(r, "id")?,
-                sqlx::Row::try_get::<i64, _>(r, "stock")?,
+                (
+                    sqlx::Row::try_get::<i64, _>(r, "stock")?,
+                    sqlx::Row::try_get::<i64, _>(r, "last_movement_at")?,
+                ),
             ))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -367,12 +381,12 @@ pub async fn take_stock(
                 id,
                 -q,
                 "order",
-                after.get(*id).copied().unwrap_or(0),
+                after.get(*id).copied().unwrap_or((0, now)),
                 Some(order_id),
             )
         })
         .collect();
-    record_movements(tx, tenant_id, &movements, now).await
+    record_movements(tx, tenant_id, &movements).await
 }
 
 /// Puts an order's stock back (a cancellation), with movement rows.
@@ -398,8 +412,8 @@ pub async fn return_stock(
         .filter_map(|(id, q)| {
             after
                 .get(*id)
-                .map(|stock| Movement::new(id, *q, "order_cancelled", *stock, Some(order_id)))
+                .map(|applied| Movement::new(id, *q, "order_cancelled", *applied, Some(order_id)))
         })
         .collect();
-    record_movements(tx, tenant_id, &movements, now).await
+    record_movements(tx, tenant_id, &movements).await
 }

@@ -154,7 +154,10 @@ pub async fn place_order_in(
             .bind(item.line_total)
             .push(")");
     }
-    let number = order_number(next_number(tx, tenant_id, "orders").await?);
+    // The order's own time comes with its number (see next_number); its
+    // movements and ledger entry carry theirs.
+    let (number, created_at) = next_number(tx, tenant_id, "orders", now).await?;
+    let number = order_number(number);
     sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
          notes, quotation_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)")
     .bind(tenant_id)
@@ -168,12 +171,12 @@ pub async fn place_order_in(
     .bind(cart.totals.total)
     .bind(new.notes.clone())
     .bind(new.quotation_id.clone())
-    .bind(now)
+    .bind(created_at)
     .execute(&mut **tx)
     .await?;
     q.one_shot();
     q.build().execute(&mut **tx).await?;
-    let history = insert_history(tx, tenant_id, &order_id, status, None, now).await?;
+    let history = insert_history(tx, tenant_id, &order_id, status, None, created_at).await?;
     let order = Order {
         id: order_id.clone(),
         number,
@@ -187,8 +190,8 @@ pub async fn place_order_in(
         notes: new.notes,
         quotation_id: new.quotation_id,
         status_history: Some(vec![history]),
-        created_at: now,
-        updated_at: now,
+        created_at,
+        updated_at: created_at,
     };
     let body = serde_json::to_value(&order).map_err(|_| ApiError::internal())?;
     outbox::publish(tx, tenant_id, topic::ORDER_CREATED, &body, now).await?;
@@ -427,18 +430,23 @@ pub async fn change_status(
     if !from.can_move_to(to) {
         return Err(refuse());
     }
-    // Only from the status just read: of two racing moves, one wins.
-    let moved = sql("UPDATE orders SET status = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2 AND status = $3")
-        .bind(tenant_id)
-        .bind(id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    if moved == 0 {
+    // Only from the status just read: of two racing moves, one wins. The
+    // history entry's time is taken under the row lock, after the order's
+    // last change, so the history reads in the order the moves happened.
+    let moved = sql("UPDATE orders SET status = $4, \
+                     updated_at = CASE WHEN updated_at + 1 > $5 THEN updated_at + 1 ELSE $5 END \
+                     WHERE tenant_id = $1 AND id = $2 AND status = $3 RETURNING updated_at")
+    .bind(tenant_id)
+    .bind(id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(moved) = moved else {
         return Err(refuse());
-    }
+    };
+    let moved_at: i64 = sqlx::Row::try_get(&moved, "updated_at")?;
     if to == OrderStatus::Cancelled {
         let items = items_of_orders(&mut *tx, tenant_id, &[id])
             .await?
@@ -455,7 +463,7 @@ pub async fn change_status(
             wallet::refund(&mut tx, tenant_id, &row.customer_id, row.total, id, now).await?;
         }
     }
-    insert_history(&mut tx, tenant_id, id, to, note, now).await?;
+    insert_history(&mut tx, tenant_id, id, to, note, moved_at).await?;
     outbox::publish(
         &mut tx,
         tenant_id,

@@ -245,11 +245,11 @@ pub async fn create(
     tenant_id: &str,
     input: QuotationInput,
 ) -> ApiResult<Quotation> {
-    let now = now_micros();
     let id = new_id();
     let mut tx = state.db.begin().await?;
     let cart = price(&mut tx, tenant_id, &input).await?;
-    let number = quotation_number(next_number(&mut tx, tenant_id, "quotations").await?);
+    let (number, now) = next_number(&mut tx, tenant_id, "quotations", now_micros()).await?;
+    let number = quotation_number(number);
     sql("INSERT INTO quotations (tenant_id, id, number, customer_id, status, valid_until, notes, subtotal, discount_total, total, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $10)")
     .bind(tenant_id)

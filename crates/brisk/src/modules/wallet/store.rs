@@ -53,20 +53,41 @@ where
     })
 }
 
+/// A change of a wallet's balance, as the row lock ordered it.
+struct Applied {
+    balance_after: i64,
+    /// The ledger entry's time: after the wallet's previous entry, however
+    /// long this transaction waited for the lock (see migration 0006).
+    at: i64,
+}
+
+impl Applied {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Applied, sqlx::Error> {
+        Ok(Applied {
+            balance_after: sqlx::Row::try_get(row, "balance")?,
+            at: sqlx::Row::try_get(row, "updated_at")?,
+        })
+    }
+}
+
 /// Adds `amount` to the balance (creating the wallet), refusing a balance
-/// that would overflow. Returns the new balance.
+/// that would overflow.
 async fn add(
     tx: &mut Tx,
     tenant_id: &str,
     customer_id: &str,
     amount: i64,
     now: i64,
-) -> ApiResult<i64> {
-    let row = sql("INSERT INTO wallets (tenant_id, customer_id, balance, updated_at) VALUES ($1, $2, $3, $4) \
+) -> ApiResult<Applied> {
+    let row = sql(
+        "INSERT INTO wallets (tenant_id, customer_id, balance, updated_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (tenant_id, customer_id) DO UPDATE \
-                   SET balance = wallets.balance + excluded.balance, updated_at = excluded.updated_at \
+                   SET balance = wallets.balance + excluded.balance, \
+                       updated_at = CASE WHEN wallets.updated_at + 1 > excluded.updated_at \
+                                    THEN wallets.updated_at + 1 ELSE excluded.updated_at END \
                    WHERE wallets.balance <= $5 \
-                   RETURNING balance")
+                   RETURNING balance, updated_at",
+    )
     .bind(tenant_id)
     .bind(customer_id)
     .bind(amount)
@@ -74,8 +95,13 @@ async fn add(
     .bind(i64::MAX - amount)
     .fetch_optional(&mut **tx)
     .await?
-    .ok_or_else(|| ApiError::field("amount", "the balance would exceed the largest amount Brisk can hold"))?;
-    Ok(sqlx::Row::try_get(&row, "balance")?)
+    .ok_or_else(|| {
+        ApiError::field(
+            "amount",
+            "the balance would exceed the largest amount Brisk can hold",
+        )
+    })?;
+    Ok(Applied::from_row(&row)?)
 }
 
 /// One ledger line to write.
@@ -83,22 +109,17 @@ struct Entry<'a> {
     customer_id: &'a str,
     kind: &'a str,
     amount: i64,
-    balance_after: i64,
+    applied: Applied,
     reference: Option<&'a str>,
     order_id: Option<&'a str>,
 }
 
-async fn write_entry(
-    tx: &mut Tx,
-    tenant_id: &str,
-    e: Entry<'_>,
-    now: i64,
-) -> ApiResult<WalletTransaction> {
+async fn write_entry(tx: &mut Tx, tenant_id: &str, e: Entry<'_>) -> ApiResult<WalletTransaction> {
     let Entry {
         customer_id,
         kind,
         amount,
-        balance_after,
+        applied: Applied { balance_after, at },
         reference,
         order_id,
     } = e;
@@ -109,7 +130,7 @@ async fn write_entry(
         balance_after,
         reference: reference.map(str::to_owned),
         order_id: order_id.map(str::to_owned),
-        created_at: now,
+        created_at: at,
     };
     sql("INSERT INTO wallet_transactions (tenant_id, id, customer_id, type, amount, balance_after, reference, order_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
@@ -121,7 +142,7 @@ async fn write_entry(
     .bind(balance_after)
     .bind(entry.reference.clone())
     .bind(entry.order_id.clone())
-    .bind(now)
+    .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(entry)
@@ -139,7 +160,8 @@ pub async fn credit(
 ) -> ApiResult<(StatusCode, serde_json::Value)> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let balance = add(&mut tx, tenant_id, customer_id, amount, now).await?;
+    let applied = add(&mut tx, tenant_id, customer_id, amount, now).await?;
+    let balance = applied.balance_after;
     let entry = write_entry(
         &mut tx,
         tenant_id,
@@ -147,11 +169,10 @@ pub async fn credit(
             customer_id,
             kind: "credit",
             amount,
-            balance_after: balance,
+            applied,
             reference,
             order_id: None,
         },
-        now,
     )
     .await?;
     let body = json!({"transaction": entry, "balance": balance});
@@ -184,8 +205,9 @@ pub async fn debit(
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
     let row = sql(
-        "UPDATE wallets SET balance = balance - $3, updated_at = $4 \
-                   WHERE tenant_id = $1 AND customer_id = $2 AND balance >= $3 RETURNING balance",
+        "UPDATE wallets SET balance = balance - $3, \
+                            updated_at = CASE WHEN updated_at + 1 > $4 THEN updated_at + 1 ELSE $4 END \
+         WHERE tenant_id = $1 AND customer_id = $2 AND balance >= $3 RETURNING balance, updated_at",
     )
     .bind(tenant_id)
     .bind(customer_id)
@@ -199,7 +221,8 @@ pub async fn debit(
             format!("the customer's wallet holds less than the order total of {amount}"),
         ));
     };
-    let balance_after: i64 = sqlx::Row::try_get(&row, "balance")?;
+    let applied = Applied::from_row(&row)?;
+    let balance_after = applied.balance_after;
     write_entry(
         tx,
         tenant_id,
@@ -207,11 +230,10 @@ pub async fn debit(
             customer_id,
             kind: "debit",
             amount,
-            balance_after,
+            applied,
             reference: None,
             order_id: Some(order_id),
         },
-        now,
     )
     .await?;
     Ok(balance_after)
@@ -229,7 +251,8 @@ pub async fn refund(
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
-    let balance_after = add(tx, tenant_id, customer_id, amount, now).await?;
+    let applied = add(tx, tenant_id, customer_id, amount, now).await?;
+    let balance_after = applied.balance_after;
     write_entry(
         tx,
         tenant_id,
@@ -237,11 +260,10 @@ pub async fn refund(
             customer_id,
             kind: "refund",
             amount,
-            balance_after,
+            applied,
             reference: None,
             order_id: Some(order_id),
         },
-        now,
     )
     .await?;
     Ok(balance_after)
