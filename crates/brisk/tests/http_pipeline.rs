@@ -448,3 +448,77 @@ async fn nul_characters_are_refused_before_the_database() {
     assert_eq!(c.status, 201, "{}", c.body);
     assert_eq!(c.body["name"], "back\\u0000slash");
 }
+
+/// Compression changes how a body is encoded, never the answer: a client
+/// that excludes identity still gets the handler's status and body.
+#[tokio::test]
+async fn excluding_identity_never_turns_an_answer_into_a_406() {
+    let s = start().await;
+    let o = s.signup("Identity").await;
+    for accept in [
+        "identity;q=0",
+        "*;q=0",
+        "gzip;q=0, identity;q=0",
+        "br, *;q=0",
+    ] {
+        let get = |path: &str| {
+            s.client
+                .get(format!("{}{path}", s.base))
+                .bearer_auth(&o.token)
+                .header("accept-encoding", accept)
+                .send()
+        };
+        let missing = TestServer::read(get("/api/v1/customers/nope").await.unwrap()).await;
+        missing.assert_problem(404, "not_found");
+        let me = get("/api/v1/me").await.unwrap();
+        assert_eq!(me.status(), 200, "{accept}");
+        let created = s
+            .client
+            .post(format!("{}/api/v1/customers", s.base))
+            .bearer_auth(&o.token)
+            .header("accept-encoding", accept)
+            .json(&json!({"name": "Created"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "{accept}");
+    }
+}
+
+/// axum's own plain-text rejections (a path id that is not UTF-8) are
+/// problem+json like every other error.
+#[tokio::test]
+async fn a_path_id_that_is_not_utf8_is_a_problem_400() {
+    let s = start().await;
+    let o = s.signup("Utf8").await;
+    for path in ["/api/v1/customers/%FF", "/api/v1/orders/%C3%28"] {
+        let r = s.get(path, &o.token).await;
+        r.assert_problem(400, "bad_request");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    }
+}
+
+/// The authorization scheme is case-insensitive (RFC 9110).
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let s = start().await;
+    let o = s.signup("Scheme").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = s
+            .client
+            .get(format!("{}/api/v1/me", s.base))
+            .header("authorization", format!("{scheme} {}", o.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    let r = s
+        .client
+        .get(format!("{}/api/v1/me", s.base))
+        .header("authorization", format!("Basic {}", o.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -899,11 +899,15 @@ async fn roles_and_tenants_guard_orders() {
             .status,
         200
     );
-    s.post(&path, &sales.token, json!({"status": "shipped"}))
-        .await
-        .assert_problem(403, "forbidden");
+    // The role is checked against the target exactly as the move reads it:
+    // padding cannot slip a sales user past the warehouse's moves.
+    for padded in ["shipped", " shipped", "shipped\n", "\tshipped "] {
+        s.post(&path, &sales.token, json!({"status": padded}))
+            .await
+            .assert_problem(403, "forbidden");
+    }
     assert_eq!(
-        s.post(&path, &warehouse.token, json!({"status": "shipped"}))
+        s.post(&path, &warehouse.token, json!({"status": " shipped "}))
             .await
             .status,
         200

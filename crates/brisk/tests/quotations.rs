@@ -660,3 +660,52 @@ async fn conversion_ignores_todays_price_even_one_that_would_overflow() {
     assert_eq!(order.body["items"][0]["unit_price"], half);
     assert_eq!(order.body["total"], half * 2);
 }
+
+/// PATCH outside draft is a 409, even when a stored line's variant has
+/// gone since; only ids the request itself sends can make it a 422.
+#[tokio::test]
+async fn patching_a_sent_quotation_is_409_whatever_its_stored_lines() {
+    let s = start().await;
+    let set = setup(&s).await;
+    let t = &set.owner.token;
+    let q = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": set.customer, "items": [{"variant_id": set.other, "quantity": 1}]}),
+        )
+        .await;
+    let id = q.body["id"].as_str().unwrap();
+    assert_eq!(
+        s.post(&format!("/api/v1/quotations/{id}/send"), t, json!({}))
+            .await
+            .status,
+        200
+    );
+    let product = s
+        .get(&format!("/api/v1/variants/{}", set.other), t)
+        .await
+        .body["product_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.delete(&format!("/api/v1/products/{product}"), t)
+            .await
+            .status,
+        204
+    );
+    let path = format!("/api/v1/quotations/{id}");
+    s.patch(&path, t, json!({"notes": "x"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    let r = s
+        .patch(
+            &path,
+            t,
+            json!({"items": [{"variant_id": "no-such-variant", "quantity": 1}]}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["items[0].variant_id"]);
+}

@@ -26,3 +26,24 @@ BEGIN
     UPDATE customers_fts SET search = coalesce(new.search_name, '') || char(10) || coalesce(new.search_email, '')
     WHERE rowid = (SELECT rid FROM customer_search WHERE tenant_id = new.tenant_id AND customer_id = new.id);
 END;
+
+-- Products likewise: FTS5's own case folding differs from Rust's for some
+-- letters (İ, Georgian Mtavruli), so a candidate the exact check would
+-- accept could be dropped before it; the index now holds the folded name.
+DROP TRIGGER products_search_insert;
+CREATE TRIGGER products_search_insert AFTER INSERT ON products
+WHEN new.deleted_at IS NULL
+BEGIN
+    INSERT INTO product_search (tenant_id, product_id) VALUES (new.tenant_id, new.id);
+    INSERT INTO products_fts (rowid, name) VALUES (
+        (SELECT rid FROM product_search WHERE tenant_id = new.tenant_id AND product_id = new.id),
+        coalesce(new.search_name, ''));
+END;
+
+DROP TRIGGER products_search_update;
+CREATE TRIGGER products_search_update AFTER UPDATE OF search_name ON products
+WHEN new.deleted_at IS NULL
+BEGIN
+    UPDATE products_fts SET name = coalesce(new.search_name, '')
+    WHERE rowid = (SELECT rid FROM product_search WHERE tenant_id = new.tenant_id AND product_id = new.id);
+END;

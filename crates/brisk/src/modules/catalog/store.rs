@@ -319,8 +319,8 @@ fn name_contains(q: &mut SqlBuilder, backend: Backend, needle: &str) {
     match backend {
         Backend::Sqlite if folded.chars().count() >= 3 => {
             // One FTS5 phrase: a trigram substring match, with no operator
-            // characters to escape but the double quote. The index folds
-            // case itself, so it narrows; the folded column decides.
+            // characters to escape but the double quote. The index holds
+            // the folded name, so it narrows; the folded column decides.
             let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
             q.push(
                 " AND p.id IN (SELECT s.product_id FROM product_search s WHERE s.tenant_id = p.tenant_id \

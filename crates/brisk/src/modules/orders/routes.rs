@@ -219,18 +219,22 @@ async fn change_status(
     Path(id): Path<String>,
     body: ApiJson<Value>,
 ) -> ApiResult<Json<Order>> {
-    let raw = body.parse().unwrap_or(Value::Null);
-    // The role a move needs depends on its target; an unreadable target
-    // needs at least the sales permission.
+    let raw = body.parse();
+    // The role a move needs depends on its target, read exactly as the move
+    // will read it (trimmed); an unreadable target needs at least the sales
+    // permission.
     let target = raw
-        .get("status")
+        .as_ref()
+        .ok()
+        .and_then(|raw| raw.get("status"))
         .and_then(Value::as_str)
+        .map(str::trim)
         .and_then(OrderStatus::parse);
     auth.require(target.map_or(Action::WriteSales, OrderStatus::required_action))?;
     if !store::order_exists(state.db.writer(), &auth.tenant_id, &id).await? {
         return Err(ApiError::not_found("no such order"));
     }
-    let req: StatusChange = from_value(raw)?;
+    let req: StatusChange = from_value(raw?)?;
     let mut v = Validator::new();
     let to = OrderStatus::parse(req.status.trim());
     v.check(

@@ -27,7 +27,7 @@ pub const MAX_ITEMS: usize = 500;
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
 
 /// One requested line.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct CartItem {
     pub variant_id: String,
     pub quantity: i64,

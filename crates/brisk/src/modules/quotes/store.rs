@@ -439,26 +439,34 @@ pub async fn edit(
         .await?
         .remove(id)
         .unwrap_or_default();
+    let stored_items: Vec<CartItem> = lines
+        .iter()
+        .map(|l| CartItem {
+            variant_id: l.variant_id.clone(),
+            quantity: l.quantity,
+            unit_price: (l.explicit_price != 0).then_some(l.unit_price),
+        })
+        .collect();
     let input = change(QuotationInput {
         customer_id: current.customer_id.clone(),
-        items: lines
-            .iter()
-            .map(|l| CartItem {
-                variant_id: l.variant_id.clone(),
-                quantity: l.quantity,
-                unit_price: (l.explicit_price != 0).then_some(l.unit_price),
-            })
-            .collect(),
+        items: stored_items.clone(),
         valid_until: current.valid_until.clone(),
         notes: current.notes.clone(),
     })?;
-    let cart = price(&mut tx, tenant_id, &input).await?;
     if current.status != "draft" {
+        // A 422 outranks the 409, but only for what this request sent: ids
+        // it names that do not exist. Stored lines whose variant has gone
+        // since are no fault of the request.
+        let sent_lines = input.customer_id != current.customer_id || input.items != stored_items;
+        if sent_lines {
+            price(&mut tx, tenant_id, &input).await?;
+        }
         return Err(invalid(
             &effective_status(&current.status, &current.valid_until, &today()),
             "edited",
         ));
     }
+    let cart = price(&mut tx, tenant_id, &input).await?;
     sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
          total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2")
     .bind(tenant_id)

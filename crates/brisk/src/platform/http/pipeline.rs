@@ -60,6 +60,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn(etag))
         .layer(middleware::map_response(problem_for_bare_errors))
         .layer(compression)
+        .layer(middleware::map_request(identity_always_acceptable))
         .layer(middleware::from_fn_with_state(options, observe))
 }
 
@@ -141,10 +142,33 @@ async fn observe(State(options): State<PipelineOptions>, mut req: Request, next:
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     // Anything with a body of its own (a problem, the readiness report) is
-    // left alone.
-    let has_body_type = response.headers().contains_key(header::CONTENT_TYPE);
-    if !(status.is_client_error() || status.is_server_error()) || has_body_type {
+    // left alone; a plain-text error is one of axum's own rejections (say,
+    // a path segment that is not UTF-8) and becomes a problem too.
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let plain_text = content_type
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error())
+        || (content_type.is_some() && !plain_text)
+    {
         return response;
+    }
+    if plain_text {
+        let (_, body) = response.into_parts();
+        let text = match axum::body::to_bytes(body, 1024).await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+            Err(_) => String::new(),
+        };
+        let detail = if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text
+        };
+        return match status {
+            s if s.is_server_error() => ApiError::internal(),
+            s => ApiError::new(s, "bad_request", detail),
+        }
+        .into_response();
     }
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
@@ -172,6 +196,49 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         }
     }
     out
+}
+
+/// Compression may change how a body is encoded, never whether there is an
+/// answer: a client that excludes `identity` (`identity;q=0`, `*;q=0`)
+/// would otherwise get a 406 in place of the handler's real status, even
+/// after a write committed. Such exclusions are dropped, so a response the
+/// client's codings cannot carry is sent as it is.
+async fn identity_always_acceptable(mut req: Request) -> Request {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return req;
+    };
+    let excludes_identity = |part: &str| {
+        let mut pieces = part.split(';').map(str::trim);
+        let coding = pieces.next().unwrap_or("");
+        let q_zero = pieces.any(|p| {
+            p.strip_prefix("q=")
+                .or_else(|| p.strip_prefix("Q="))
+                .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        q_zero && (coding == "*" || coding.eq_ignore_ascii_case("identity"))
+    };
+    if !accept.split(',').any(excludes_identity) {
+        return req;
+    }
+    let kept: Vec<&str> = accept
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !excludes_identity(p))
+        .collect();
+    let kept = kept.join(", ");
+    match HeaderValue::from_str(&kept) {
+        Ok(value) if !kept.is_empty() => {
+            req.headers_mut().insert(header::ACCEPT_ENCODING, value);
+        }
+        _ => {
+            req.headers_mut().remove(header::ACCEPT_ENCODING);
+        }
+    }
+    req
 }
 
 /// Weak ETag on successful GETs and a 304 when `If-None-Match` matches.
