@@ -474,3 +474,24 @@ async fn concurrent_signups_all_succeed_without_lock_errors() {
         assert_eq!(h.await.unwrap(), 201);
     }
 }
+
+/// A 422 lists every field that is missing or of the wrong type.
+#[tokio::test]
+async fn a_signup_missing_everything_names_every_field() {
+    let s = start().await;
+    let r = s.post_anon("/api/v1/auth/signup", json!({})).await;
+    r.assert_problem(422, "validation_failed");
+    let mut fields = r.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["company_name", "email", "name", "password"]);
+    let r = s
+        .post_anon(
+            "/api/v1/auth/signup",
+            json!({"company_name": 1, "name": "N", "email": ["x"], "password": "12345678"}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    let mut fields = r.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["company_name", "email"]);
+}

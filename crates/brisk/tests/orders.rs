@@ -323,6 +323,12 @@ async fn bad_orders_are_422_naming_each_problem_and_change_nothing() {
             json!({"payment_method": "invoice", "items": [{"variant_id": v0, "quantity": 1}]}),
             vec!["customer_id"],
         ),
+        // Every missing or mistyped field at once, not only serde's first.
+        (json!({}), vec!["customer_id", "items", "payment_method"]),
+        (
+            json!({"customer_id": 7, "payment_method": "invoice", "items": [{"quantity": "2"}]}),
+            vec!["customer_id", "items[0].quantity", "items[0].variant_id"],
+        ),
     ];
     for (body, fields) in cases {
         let r = s.post("/api/v1/orders", t, body.clone()).await;

@@ -136,7 +136,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                ApiError::validation(vec![shape_error(&path, &inner.to_string())])
+                let first = shape_error(&path, &inner.to_string());
+                let all = (bytes.len() <= SHAPE_SEARCH_MAX_BYTES)
+                    .then(|| serde_json::from_slice(bytes).ok())
+                    .flatten()
+                    .map(every_shape_error::<T>);
+                ApiError::validation(all.filter(|a| !a.is_empty()).unwrap_or(vec![first]))
             }
             _ => {
                 let mut e = ApiError::bad_request(format!("malformed JSON: {inner}"));
@@ -212,6 +217,128 @@ fn nul_fields(value: &serde_json::Value, path: &mut String, errors: &mut Vec<Fie
             }
         }
         _ => {}
+    }
+}
+
+/// Bodies up to this size get every shape error listed; larger ones (which
+/// would cost many re-reads) get the first.
+const SHAPE_SEARCH_MAX_BYTES: usize = 64 * 1024;
+/// At most this many re-reads of one body while listing its errors.
+const SHAPE_SEARCH_MAX_READS: usize = 64;
+
+/// One step into a JSON value.
+#[derive(Clone, PartialEq)]
+enum Step {
+    Index(usize),
+    Key(String),
+}
+
+/// Every shape error of `value` read as `T`, where serde stops at the
+/// first (API.md: `errors` lists each field). After each error the
+/// offending field gets a stand-in of another JSON type, the first that
+/// moves the error elsewhere, and the value is read again. Errors inside a
+/// field already reported (a stand-in `{}` for a missing object) are
+/// patched without being reported.
+fn every_shape_error<T: DeserializeOwned>(mut value: serde_json::Value) -> Vec<FieldError> {
+    use serde_json::json;
+    let stand_ins = [
+        json!(0),
+        json!(""),
+        json!(false),
+        json!([]),
+        json!({}),
+        serde_json::Value::Null,
+    ];
+    let mut reported: Vec<FieldError> = Vec::new();
+    // The field being patched, and the next stand-in to try there.
+    let mut patching: Option<(String, usize)> = None;
+    for _ in 0..SHAPE_SEARCH_MAX_READS {
+        let Err(err) = serde_path_to_error::deserialize::<_, T>(&value) else {
+            break;
+        };
+        let Some((steps, error)) = locate(&err) else {
+            break;
+        };
+        let next = match &patching {
+            Some((field, tried)) if *field == error.field => *tried,
+            _ => {
+                let inside_reported = reported.iter().any(|r| {
+                    error.field == r.field
+                        || error
+                            .field
+                            .strip_prefix(r.field.as_str())
+                            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+                });
+                if !inside_reported {
+                    reported.push(error.clone());
+                }
+                0
+            }
+        };
+        let Some(stand_in) = stand_ins.get(next) else {
+            break; // no stand-in gets past this field
+        };
+        if !set_at(&mut value, &steps, stand_in.clone()) {
+            break;
+        }
+        patching = Some((error.field, next + 1));
+    }
+    reported
+}
+
+/// Where a shape error is, as steps into the value, and its field error.
+fn locate(err: &serde_path_to_error::Error<serde_json::Error>) -> Option<(Vec<Step>, FieldError)> {
+    let mut steps = Vec::new();
+    for segment in err.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => steps.push(Step::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => steps.push(Step::Key(key.clone())),
+            _ => return None,
+        }
+    }
+    let error = shape_error(&err.path().to_string(), &err.inner().to_string());
+    if let Some(name) = error
+        .message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        steps.push(Step::Key(name.to_owned()));
+    }
+    Some((steps, error))
+}
+
+/// Puts `new` at `steps` (adding the last key to its object if absent);
+/// false when the path does not lead into the value.
+fn set_at(value: &mut serde_json::Value, steps: &[Step], new: serde_json::Value) -> bool {
+    let Some((last, parents)) = steps.split_last() else {
+        *value = new;
+        return true;
+    };
+    let mut here = value;
+    for step in parents {
+        let next = match (step, here) {
+            (Step::Index(i), serde_json::Value::Array(items)) => items.get_mut(*i),
+            (Step::Key(k), serde_json::Value::Object(fields)) => fields.get_mut(k),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        here = next;
+    }
+    match (last, here) {
+        (Step::Index(i), serde_json::Value::Array(items)) => match items.get_mut(*i) {
+            Some(slot) => {
+                *slot = new;
+                true
+            }
+            None => false,
+        },
+        (Step::Key(k), serde_json::Value::Object(fields)) => {
+            fields.insert(k.clone(), new);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -293,9 +420,16 @@ pub fn parse_i64(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiErro
 /// Converts an already-parsed JSON value into `T`: shape errors are a 422
 /// naming the field, as for [`ApiJson`].
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    serde_path_to_error::deserialize(&value).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::validation(vec![shape_error(&path, &err.inner().to_string())])
+        let first = shape_error(&path, &err.inner().to_string());
+        let small = value.to_string().len() <= SHAPE_SEARCH_MAX_BYTES;
+        let all = if small {
+            every_shape_error::<T>(value.clone())
+        } else {
+            Vec::new()
+        };
+        ApiError::validation(if all.is_empty() { vec![first] } else { all })
     })
 }
 
@@ -308,3 +442,7 @@ where
 {
     <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
 }
+
+#[cfg(test)]
+#[path = "extract_tests.rs"]
+mod tests;
