@@ -709,3 +709,39 @@ async fn patching_a_sent_quotation_is_409_whatever_its_stored_lines() {
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), ["items[0].variant_id"]);
 }
+
+/// Action routes take no input: an empty body or `{}` is accepted whatever
+/// its declared type (`curl -d '{}'` declares a form); anything else that
+/// is not JSON is still a 415.
+#[tokio::test]
+async fn action_routes_take_an_empty_object_under_any_content_type() {
+    let s = start().await;
+    let set = setup(&s).await;
+    let t = &set.owner.token;
+    let q = s
+        .post(
+            "/api/v1/quotations",
+            t,
+            json!({"customer_id": set.customer, "items": [{"variant_id": set.other, "quantity": 1}]}),
+        )
+        .await;
+    let id = q.body["id"].as_str().unwrap();
+    let send = |content_type: &'static str, body: &'static str| {
+        let req = s
+            .client
+            .post(format!("{}/api/v1/quotations/{id}/send", s.base))
+            .bearer_auth(t)
+            .header("content-type", content_type)
+            .body(body);
+        async move { TestServer::read(req.send().await.unwrap()).await }
+    };
+    send("text/plain", "send it")
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    send("application/x-www-form-urlencoded", "{\"x\": 1}")
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    let sent = send("application/x-www-form-urlencoded", " { } ").await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(sent.body["status"], "sent");
+}
