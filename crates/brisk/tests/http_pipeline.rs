@@ -411,6 +411,17 @@ async fn nul_characters_are_refused_before_the_database() {
     ] {
         s.get(path, t).await.assert_problem(400, "bad_request");
     }
+    // A forged cursor can smuggle one too.
+    let forged = brisk::platform::http::list::Cursor {
+        created_at: 1,
+        id: "\u{0}".into(),
+    }
+    .encode();
+    for list in ["/api/v1/customers", "/api/v1/orders", "/api/v1/products"] {
+        s.get(&format!("{list}?cursor={forged}"), t)
+            .await
+            .assert_problem(400, "bad_request");
+    }
     let r = s
         .post(
             "/api/v1/orders",

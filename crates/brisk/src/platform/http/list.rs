@@ -32,6 +32,9 @@ impl Cursor {
             .decode(text)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<Cursor>(&bytes).ok())
+            // Ids are UUIDs: a forged one carrying NUL (which PostgreSQL
+            // text cannot hold) or of absurd length never decodes.
+            .filter(|c| c.id.len() <= 64 && !c.id.contains('\0'))
             .ok_or_else(|| {
                 ApiError::bad_request("cursor is not one this server issued").with_errors(vec![
                     FieldError {
@@ -80,12 +83,20 @@ pub struct Page {
     pub after: Option<Cursor>,
 }
 
+/// Digits only (an optional leading `+`), too many for i64.
+fn is_large_whole_number(text: &str) -> bool {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    digits.len() > 18 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Page {
     pub fn from_params(limit: Option<&str>, cursor: Option<&str>) -> ApiResult<Page> {
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(text) => match text.trim().parse::<i64>() {
                 Ok(n) if n >= 1 => n.min(MAX_LIMIT),
+                // A whole number beyond i64 is still "larger than 100".
+                Err(_) if is_large_whole_number(text.trim()) => MAX_LIMIT,
                 _ => {
                     return Err(ApiError::bad_request(
                         "limit must be a whole number of at least 1",

@@ -28,8 +28,27 @@ fn limit_is_clamped_and_validated() {
         Page::from_params(Some("500"), None).map(|p| p.limit).ok(),
         Some(100)
     );
-    for bad in ["0", "-1", "ten", ""] {
+    for bad in ["0", "-1", "ten", "", "-99999999999999999999", "1e3"] {
         assert!(Page::from_params(Some(bad), None).is_err(), "{bad}");
+    }
+    // "Larger than 100 is treated as 100", even beyond i64.
+    for huge in ["99999999999999999999", "+123456789012345678901234567890"] {
+        assert_eq!(
+            Page::from_params(Some(huge), None).map(|p| p.limit).ok(),
+            Some(100),
+            "{huge}"
+        );
+    }
+}
+
+#[test]
+fn a_forged_cursor_with_a_nul_or_an_absurd_id_is_a_400() {
+    for id in ["a\0b".to_owned(), "x".repeat(65)] {
+        let forged = Cursor { created_at: 1, id }.encode();
+        assert_eq!(
+            Cursor::decode(&forged).err().map(|e| e.status.as_u16()),
+            Some(400)
+        );
     }
 }
 
