@@ -7,9 +7,12 @@
 //! fact, so a fact without its remembered response (or the reverse) cannot
 //! exist. A retry with the same body replays the stored response, waiting
 //! while the first is in flight; a different body is a 422. A 4xx is
-//! remembered; a 5xx releases the key so a retry runs again. A claim left
-//! by a node that died is taken over once it is older than the longest a
-//! request may run.
+//! remembered; a 5xx releases the key so a retry runs again. A request
+//! dropped mid-way (timeout, client gone) releases its claim at once, at
+//! whatever await it was dropped: the claim itself is written by a task the
+//! request cannot cancel (see `write_claim`). A claim left by a node that
+//! died is taken over once it is older than the longest a request may run,
+//! and swept with the keys past retention.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! The middleware every route runs through, outermost first:
 //! observe (request id, statement count, metrics, one log line) →
-//! compression → problem+json for bare errors → ETag/304 → panic → 500 →
-//! timeout → NUL in the URL → 400 → the route.
+//! Accept-Encoding loses identity exclusions → compression → problem+json
+//! for bare and plain-text errors → ETag/304 → panic → 500 → timeout →
+//! NUL in the URL → 400 → the route.
 
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
