@@ -315,34 +315,28 @@ const PRODUCT_AGGREGATES: &str = ", \
 /// shorter needles have no trigram and walk the tenant's products);
 /// PostgreSQL from the `pg_trgm` GIN index on `(tenant_id, search_name)`.
 fn name_contains(q: &mut SqlBuilder, backend: Backend, needle: &str) {
-    let folded = search::fold(needle);
-    match backend {
-        Backend::Sqlite if folded.chars().count() >= 3 => {
-            // One FTS5 phrase: a trigram substring match, with no operator
-            // characters to escape but the double quote. The index holds
-            // the folded name, so it narrows; the folded column decides.
-            let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
-            q.push(
-                " AND p.id IN (SELECT s.product_id FROM product_search s WHERE s.tenant_id = p.tenant_id \
-                 AND s.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ",
-            )
-            .bind(phrase)
-            .push("))");
-            q.push(" AND instr(p.search_name, ")
-                .bind(folded)
-                .push(") > 0");
-        }
-        Backend::Sqlite => {
-            q.push(" AND instr(p.search_name, ")
-                .bind(folded)
-                .push(") > 0");
-        }
-        Backend::Postgres => {
-            q.push(" AND p.search_name LIKE ")
-                .bind(search::contains_pattern(needle))
-                .push(" ESCAPE '\\'");
-        }
+    if backend == Backend::Postgres {
+        q.push(" AND p.search_name LIKE ")
+            .bind(search::contains_pattern(needle))
+            .push(" ESCAPE '\\'");
+        return;
     }
+    let folded = search::fold(needle);
+    if folded.chars().count() >= 3 {
+        // One FTS5 phrase: a trigram substring match, with no operator
+        // characters to escape but the double quote. The index holds the
+        // folded name, so it narrows; the folded column below decides.
+        let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
+        q.push(
+            " AND p.id IN (SELECT s.product_id FROM product_search s WHERE s.tenant_id = p.tenant_id \
+             AND s.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ",
+        )
+        .bind(phrase)
+        .push("))");
+    }
+    q.push(" AND instr(p.search_name, ")
+        .bind(folded)
+        .push(") > 0");
 }
 
 #[derive(Debug, Default)]

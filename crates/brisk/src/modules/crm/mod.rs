@@ -4,8 +4,9 @@
 //! Owns the `customers` and `customer_tags` tables (and, on SQLite, the
 //! `customer_search` / `customers_fts` trigram index that triggers keep in
 //! step with `customers`). Invariants: `search_name`/`search_email` hold
-//! the name and e-mail folded by `platform::search::fold`, written with them; `status` is `lead`, `active` or
-//! `inactive`; `discount_bp` is within 0–10000; a customer's tags are
+//! the name and e-mail folded by `platform::search::fold`, written with
+//! them; `status` is `lead`, `active` or `inactive`; `discount_bp` is
+//! within 0–10000; a customer's tags are
 //! distinct and `customer_tags` holds exactly the tags of live customers,
 //! written in the same transaction as the customer; deletion is soft
 //! (`deleted_at`), because orders and quotations keep referring to the

@@ -3,8 +3,9 @@
 //! A list page is one statement whatever its filters; which index drives it
 //! depends on them:
 //! - `q` with a run of at least 3 literal characters, on SQLite: the FTS5
-//!   trigram index (over the folded text) finds candidates (a superset: it sees "name \n email" and
-//!   treats `%`/`_` as wildcards), the exact filter below decides.
+//!   trigram index over the folded text finds candidates (a superset: it
+//!   sees "name \n email" and treats `%`/`_` as wildcards), the exact
+//!   filter below decides.
 //! - otherwise `tag`: `customer_tags_tag`, which yields the tag's customers
 //!   already newest first.
 //! - otherwise `customers_tenant_status_created` or `customers_tenant_created`
