@@ -341,11 +341,7 @@ async fn rows_from_before_the_search_columns_are_folded_at_start() {
         )
         .await;
     assert_eq!(product.status, 201, "{}", product.body);
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     for statement in [
         "UPDATE customers SET search_name = NULL, search_email = NULL",
         "UPDATE products SET search_name = NULL",

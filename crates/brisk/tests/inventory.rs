@@ -322,11 +322,7 @@ async fn stock_returned_above_the_cap_can_still_be_taken_down() {
         )
         .await;
     assert_eq!(second.status, 201, "{}", second.body);
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     let near_max = i64::MAX - 5;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE variants SET stock = {near_max} WHERE id = '{vid}'"

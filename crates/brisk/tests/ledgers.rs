@@ -138,11 +138,7 @@ async fn an_order_that_waited_for_a_lock_lists_after_what_committed_meanwhile() 
     let s = start().await;
     let shop = shop(&s).await;
     let t = shop.owner.token.clone();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     let mut holder = pool.begin().await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id FROM variants WHERE id = '{}' FOR UPDATE",

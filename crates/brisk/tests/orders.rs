@@ -1000,11 +1000,7 @@ async fn a_request_abandoned_by_the_timeout_frees_its_idempotency_key() {
     assert!(abandoned > 0, "the 20 ms budget never cut an order short");
     // The abandoned claims are released promptly, not left in flight until
     // they go stale.
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     let scalar = |query: &'static str| {
         let pool = pool.clone();
         async move {
@@ -1101,11 +1097,7 @@ async fn keys_past_their_retention_are_forgotten_and_run_again() {
     assert_eq!(old.status, 201, "{}", old.body);
     let young = place("young").await;
     assert_eq!(young.status, 201, "{}", young.body);
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     let run = |statement: String| {
         let pool = pool.clone();
         async move {

@@ -8,7 +8,6 @@ mod common;
 use brisk::platform::db::{Backend, CapturedStatement, SqlLog};
 use common::*;
 use serde_json::json;
-use sqlx::any::AnyPoolOptions;
 use sqlx::{Executor, Row};
 
 const STATUSES: [&str; 3] = ["lead", "active", "inactive"];
@@ -119,11 +118,7 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
             customer_ids.push(r.body["id"].as_str().unwrap().to_owned());
         }
     }
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     pool.execute("ANALYZE").await.unwrap();
     log.take();
 

@@ -286,11 +286,7 @@ async fn rejected_and_expired_quotations_go_no_further() {
     let e = mk().await.body["id"].as_str().unwrap().to_owned();
     s.post(&format!("/api/v1/quotations/{e}/send"), t, json!({}))
         .await;
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE quotations SET valid_until = '{}' WHERE id = '{e}'",
         date_in(-1)

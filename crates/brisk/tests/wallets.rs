@@ -168,11 +168,7 @@ async fn a_balance_that_would_overflow_is_refused() {
         json!({"amount": 1}),
     )
     .await;
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.database_url)
-        .await
-        .unwrap();
+    let pool = s.raw_database().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE wallets SET balance = {} WHERE customer_id = '{c}'",
         i64::MAX - 5

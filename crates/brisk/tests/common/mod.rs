@@ -221,6 +221,17 @@ impl TestServer {
     }
 
     /// Signs up a new tenant; returns its owner's session.
+    /// One connection to the server's database behind its back: for what
+    /// a test must set up or inspect that no route offers (aged rows, held
+    /// locks, plans).
+    pub async fn raw_database(&self) -> sqlx::AnyPool {
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.database_url)
+            .await
+            .expect("a raw connection to the test database")
+    }
+
     pub async fn signup(&self, company: &str) -> Session {
         let email = format!(
             "owner-{}@{}.example",
