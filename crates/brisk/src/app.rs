@@ -1,4 +1,6 @@
-//! Config → AppState → Router → a listening server.
+//! Config → AppState → Router → a listening server, and the background
+//! tasks that live as long as it (owned here, stopped before the pools
+//! close).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,12 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,26 +21,15 @@ use crate::modules;
 use crate::platform::auth::{Passwords, TokenKeys, random_secret};
 use crate::platform::config::Config;
 use crate::platform::db::{self, ConnectError, Db};
-use crate::platform::http::error::ApiError;
+use crate::platform::http::error::{ApiError, ErrorCode};
 use crate::platform::http::pipeline::{self, PipelineOptions};
+use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::ratelimit::Limits;
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub tokens: TokenKeys,
-    pub passwords: Passwords,
-    pub limits: Limits,
-    pub metrics: Option<PrometheusHandle>,
-    pub config: Arc<Config>,
-    /// Tenant currencies: immutable once a tenant exists, so safe to keep.
-    pub currencies: moka::sync::Cache<String, String>,
-}
+pub use crate::platform::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Brisk", description = "ERP/CRM and commerce backend. The contract is API.md; this document describes every route."),
+    info(title = "Brisk", description = "ERP/CRM and commerce backend. docs/api.md in the repository is the reference; this document describes every route with its schemas."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -62,29 +51,28 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-impl AppState {
-    /// Connects, migrates and loads the signing key.
-    pub async fn new(config: Config) -> Result<AppState, ConnectError> {
-        let db = Db::connect(&config).await?;
-        db.migrate().await?;
-        crate::modules::backfill(&db).await?;
-        let secret = match &config.jwt_secret {
-            Some(secret) if !secret.is_empty() => secret.clone(),
-            _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,
-        };
-        Ok(AppState {
-            db,
-            tokens: TokenKeys::new(secret.as_bytes()),
-            passwords: Passwords::new(),
-            limits: Limits::new(
-                config.rate_limit_per_minute,
-                config.login_rate_limit_per_minute,
-            ),
-            metrics: crate::platform::metrics::install(),
-            config: Arc::new(config),
-            currencies: moka::sync::Cache::new(100_000),
-        })
-    }
+/// Connects, migrates and loads the signing key.
+pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
+    let db = Db::connect(&config.database()).await?;
+    db.migrate().await?;
+    crate::modules::backfill(&db).await?;
+    let secret = match &config.jwt_secret {
+        Some(secret) if !secret.is_empty() => secret.clone(),
+        _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,
+    };
+    Ok(AppState {
+        idempotency: IdempotencyKeys::new(db.clone(), config.request_timeout()),
+        db,
+        tokens: TokenKeys::new(secret.as_bytes()),
+        passwords: Passwords::new(),
+        limits: Limits::new(
+            config.rate_limit_per_minute,
+            config.login_rate_limit_per_minute,
+        ),
+        metrics: crate::platform::metrics::install(),
+        config: Arc::new(config),
+        currencies: moka::sync::Cache::new(100_000),
+    })
 }
 
 /// Every route with its OpenAPI description, before the pipeline.
@@ -120,8 +108,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method",
             )
             .into_response()
@@ -136,12 +123,81 @@ pub struct RunningServer {
     pub state: AppState,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    background: Background,
+}
+
+/// The node's background tasks. Each one watches the stop signal and ends
+/// its loop at the next await point, so none is cut off in the middle of
+/// a database write and none outlives the pools.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Background {
+    pub fn new() -> Self {
+        Background {
+            stop: watch::channel(false).0,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs `work` every `period` (first at once) until stopped.
+    pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, mut work: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let stopped = self.stop.subscribe();
+        self.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let stop = stop_signal(stopped);
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    _ = tick.tick() => work().await,
+                }
+            }
+            tracing::debug!(task = name, "background task stopped");
+        });
+    }
+
+    /// How many tasks are still running.
+    pub fn running(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Signals every task and waits for all of them to end.
+    pub async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(err) = done
+                && err.is_panic()
+            {
+                tracing::error!(error = %err, "a background task panicked");
+            }
+        }
+    }
+}
+
+/// Resolves once the stop signal is set.
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RunningServer {
     /// Stops accepting, lets requests in flight finish (for at most the
-    /// configured grace period), then closes the pools.
-    pub async fn shutdown(self) -> std::io::Result<()> {
+    /// configured grace period), stops the background tasks, then closes
+    /// the pools.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         let result = match tokio::time::timeout(grace, self.task).await {
@@ -155,8 +211,14 @@ impl RunningServer {
                 Ok(())
             }
         };
+        self.background.stop().await;
         self.state.db.close().await;
         result
+    }
+
+    /// Background tasks still running (all of them until shutdown).
+    pub fn background_tasks(&self) -> usize {
+        self.background.running()
     }
 }
 
@@ -166,10 +228,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .await
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
-    let state = AppState::new(config).await?;
+    let state = build_state(config).await?;
     log_settings(&state, addr);
-    let _housekeeping = state.limits.spawn_housekeeping();
-    let _forget_keys = spawn_idempotency_cleanup(state.clone());
+    let background = spawn_background(&state);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -184,16 +245,28 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         state,
         stop,
         task,
+        background,
     })
 }
 
-/// Forgets idempotency keys past their retention, hourly (and once at start).
-fn spawn_idempotency_cleanup(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match crate::platform::idempotency::forget_expired(&state).await {
+/// The housekeeping of one node: rate-limit maps every minute, expired
+/// idempotency keys hourly (and once at start).
+fn spawn_background(state: &AppState) -> Background {
+    let mut background = Background::new();
+    let limits = state.limits.clone();
+    background.every(
+        "rate-limit housekeeping",
+        Duration::from_secs(60),
+        move || {
+            limits.housekeeping();
+            std::future::ready(())
+        },
+    );
+    let db = state.db.clone();
+    background.every("idempotency sweep", Duration::from_secs(3600), move || {
+        let db = db.clone();
+        async move {
+            match idempotency::forget_expired(&db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys removed"),
                 Err(e) => {
@@ -201,7 +274,8 @@ fn spawn_idempotency_cleanup(state: AppState) -> JoinHandle<()> {
                 }
             }
         }
-    })
+    });
+    background
 }
 
 fn log_settings(state: &AppState, addr: SocketAddr) {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use brisk::app::{self, AppState};
+use brisk::app;
 use brisk::platform::config::Config;
 use brisk::platform::db::Db;
 use clap::{Parser, Subcommand};
@@ -103,7 +103,7 @@ async fn main() -> ExitCode {
         Command::Migrate { config } => {
             init_logging(&config.log);
             let result = async {
-                let db = Db::connect(&config).await?;
+                let db = Db::connect(&config.database()).await?;
                 db.migrate().await?;
                 brisk::modules::backfill(&db).await?;
                 db.close().await;
@@ -126,7 +126,7 @@ async fn main() -> ExitCode {
 
 async fn demo_login(config: Config) -> Result<(), String> {
     let addr = config.addr;
-    let state = AppState::new(config).await.map_err(|e| e.to_string())?;
+    let state = app::build_state(config).await.map_err(|e| e.to_string())?;
     let login = brisk::modules::tenancy::create_demo_tenant(&state)
         .await
         .map_err(|e| e.detail)?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
 use crate::platform::http::error::ApiError;
+use crate::platform::ratelimit::Limits;
+use crate::platform::tenant::TenantId;
 
 /// Access tokens live this long (API.md: at most 15 minutes).
 pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
@@ -91,7 +92,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub role: Role,
 }
 
@@ -141,13 +142,13 @@ impl TokenKeys {
     pub fn issue_access(
         &self,
         user_id: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         role: Role,
     ) -> Result<String, ApiError> {
         let now = unix_now();
         let claims = Claims {
             sub: user_id.to_owned(),
-            tid: tenant_id.to_owned(),
+            tid: tenant_id.as_str().to_owned(),
             role,
             iat: now,
             exp: now + ACCESS_TOKEN_SECS,
@@ -174,7 +175,7 @@ impl TokenKeys {
             })?;
         Ok(AuthUser {
             user_id: data.claims.sub,
-            tenant_id: data.claims.tid,
+            tenant_id: TenantId::new(data.claims.tid),
             role: data.claims.role,
         })
     }
@@ -193,7 +194,7 @@ pub fn random_secret() -> String {
 
 /// A new refresh token: `<tenant id>.<256 random bits>`. The tenant prefix
 /// lets the token's row live under its tenant's key like every other row.
-pub fn new_refresh_token(tenant_id: &str) -> String {
+pub fn new_refresh_token(tenant_id: &TenantId) -> String {
     format!("{tenant_id}.{}", random_secret())
 }
 
@@ -289,10 +290,17 @@ impl Default for Passwords {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Takes only what it needs from the state (the token keys and the limits),
+/// so any state that provides them can authenticate.
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    TokenKeys: FromRef<S>,
+    Limits: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -310,11 +318,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
-        let user = state.tokens.verify_access(token)?;
-        state
-            .limits
+        let user = TokenKeys::from_ref(state).verify_access(token)?;
+        Limits::from_ref(state)
             .tenant_requests
-            .check(&user.tenant_id)
+            .check(user.tenant_id.as_str())
             .map_err(ApiError::rate_limited)?;
         Ok(user)
     }

@@ -84,6 +84,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The database part of the configuration.
+    pub fn database(&self) -> crate::platform::db::DbSettings {
+        crate::platform::db::DbSettings {
+            url: self.database_url.clone(),
+            replica_urls: self.database_replica_urls.clone(),
+            pool_size: self.database_pool_size,
+            acquire_timeout: self.acquire_timeout(),
+            statement_timeout_ms: self.database_statement_timeout_ms,
+        }
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database_acquire_timeout_ms)
     }

@@ -26,7 +26,19 @@ use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, FromRow};
 
-use crate::platform::config::Config;
+/// What the pools are opened with (from the server's configuration).
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL read replicas.
+    pub replica_urls: Vec<String>,
+    /// PostgreSQL pool size per node; SQLite's reader pool size.
+    pub pool_size: u32,
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout` in milliseconds (0 = none).
+    pub statement_timeout_ms: u64,
+}
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -75,9 +87,9 @@ struct Inner {
 impl Db {
     /// Opens the pools described by `config`. Does not migrate: call
     /// [`Db::migrate`].
-    pub async fn connect(config: &Config) -> Result<Db, ConnectError> {
+    pub async fn connect(config: &DbSettings) -> Result<Db, ConnectError> {
         sqlx::any::install_default_drivers();
-        let url = config.database_url.trim();
+        let url = config.url.trim();
         if url.starts_with("sqlite:") {
             Self::connect_sqlite(url, config).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -87,12 +99,12 @@ impl Db {
         }
     }
 
-    async fn connect_sqlite(url: &str, config: &Config) -> Result<Db, ConnectError> {
+    async fn connect_sqlite(url: &str, config: &DbSettings) -> Result<Db, ConnectError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let writer = AnyPoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .acquire_timeout(config.acquire_timeout())
+            .acquire_timeout(config.acquire_timeout)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(sqlx::raw_sql(
@@ -111,8 +123,8 @@ impl Db {
         } else {
             vec![
                 AnyPoolOptions::new()
-                    .max_connections(config.database_pool_size.max(1))
-                    .acquire_timeout(config.acquire_timeout())
+                    .max_connections(config.pool_size.max(1))
+                    .acquire_timeout(config.acquire_timeout)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(sqlx::raw_sql(
@@ -128,12 +140,12 @@ impl Db {
         Ok(Db::from_pools(Backend::Sqlite, writer, readers))
     }
 
-    async fn connect_postgres(url: &str, config: &Config) -> Result<Db, ConnectError> {
-        let timeout_ms = config.database_statement_timeout_ms;
+    async fn connect_postgres(url: &str, config: &DbSettings) -> Result<Db, ConnectError> {
+        let timeout_ms = config.statement_timeout_ms;
         let options = || {
             AnyPoolOptions::new()
-                .max_connections(config.database_pool_size.max(1))
-                .acquire_timeout(config.acquire_timeout())
+                .max_connections(config.pool_size.max(1))
+                .acquire_timeout(config.acquire_timeout)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         // A literal, not a bind: SET takes no parameters.
@@ -146,7 +158,7 @@ impl Db {
         };
         let writer = options().connect(url).await?;
         let mut readers = Vec::new();
-        for replica in &config.database_replica_urls {
+        for replica in &config.replica_urls {
             let replica = replica.trim();
             if !replica.is_empty() {
                 readers.push(options().connect_lazy(replica)?);
@@ -644,7 +656,7 @@ impl SqlBuilder {
 /// disagree. Call it late, to hold the lock briefly.
 pub async fn next_number(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &crate::platform::tenant::TenantId,
     sequence: &str,
     now: i64,
 ) -> Result<(i64, i64), sqlx::Error> {

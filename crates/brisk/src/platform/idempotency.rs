@@ -1,5 +1,5 @@
 //! `Idempotency-Key` for writes that clients retry (order placement, wallet
-//! credits), per API.md.
+//! credits), per docs/api.md.
 //!
 //! Invariants: one response per (tenant, route, key). The first request
 //! claims the key with an autocommitted row (status NULL = in flight); its
@@ -13,23 +13,100 @@
 //! request cannot cancel (see `write_claim`). A claim left by a node that
 //! died is taken over once it is older than the longest a request may run,
 //! and swept with the keys past retention.
+//!
+//! A retry that finds the key in flight waits on an in-process `Notify`
+//! that the first request fires when it finishes on this node; it reads the
+//! row again only then, or on a slow backoff (20 ms doubling to 1 s) in case
+//! the first request runs on another node.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tokio::sync::Notify;
 
-use crate::app::AppState;
 use crate::platform::clock::now_micros;
-use crate::platform::db::{Tx, sql};
-use crate::platform::http::error::{ApiError, ApiResult, PROBLEM_JSON};
+use crate::platform::db::{Db, Tx, sql};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, PROBLEM_JSON};
+use crate::platform::tenant::TenantId;
 
 pub const HEADER: &str = "idempotency-key";
-/// Keys are remembered at least this long (API.md: 24 hours).
+/// Keys are remembered at least this long (the API promises 24 hours).
 pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
-const POLL: Duration = Duration::from_millis(20);
+/// First re-read of an in-flight key held by another node; doubles to
+/// [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(20);
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+/// The idempotency store of one node: the database rows, and the retries
+/// of this node waiting for a first request of this node to finish.
+#[derive(Clone)]
+pub struct IdempotencyKeys {
+    db: Db,
+    request_timeout: Duration,
+    /// How long a waiter sleeps before its first re-read of a key in flight
+    /// on another node, and at most between later ones.
+    first_poll: Duration,
+    max_poll: Duration,
+    waiters: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+}
+
+impl IdempotencyKeys {
+    /// `request_timeout` bounds how long a first request may run: waiters
+    /// give up after it, and a claim twice as old is taken over as stale.
+    pub fn new(db: Db, request_timeout: Duration) -> Self {
+        IdempotencyKeys {
+            db,
+            request_timeout,
+            first_poll: FIRST_POLL,
+            max_poll: MAX_POLL,
+            waiters: Arc::default(),
+        }
+    }
+
+    fn waiter_key(tenant_id: &str, route: &str, key: &str) -> String {
+        format!("{tenant_id}\u{0}{route}\u{0}{key}")
+    }
+
+    /// The notifier of a key, made on first use.
+    fn notifier(&self, waiter_key: &str) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        waiters
+            .entry(waiter_key.to_owned())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    /// Wakes every retry of this node waiting on the key.
+    fn wake(&self, waiter_key: &str) {
+        let notify = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            waiters.remove(waiter_key)
+        };
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Drops a notifier nobody waits on any more (its first request ran on
+    /// another node, so nothing here would remove it).
+    fn forget_notifier(&self, waiter_key: &str, mine: Arc<Notify>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours plus the map's: nobody else holds it.
+        if Arc::strong_count(&mine) <= 2 {
+            waiters.remove(waiter_key);
+        }
+    }
+
+    #[cfg(test)]
+    fn waiting_keys(&self) -> usize {
+        self.waiters.lock().map(|w| w.len()).unwrap_or(0)
+    }
+}
 
 /// The right to run a keyed request once.
 #[derive(Debug, Clone)]
@@ -37,6 +114,8 @@ pub struct Claim {
     tenant_id: String,
     route: String,
     key: String,
+    /// The status the route answers when it succeeds (recorded with the body).
+    success: StatusCode,
     /// When this request claimed the key: recording checks it, so a request
     /// whose claim was taken over as stale can never record (and commit) too.
     claimed_at: i64,
@@ -65,9 +144,10 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 impl Claim {
-    /// Remembers the response inside the business transaction.
-    pub async fn record(&self, tx: &mut Tx, status: StatusCode, body: &Value) -> ApiResult<()> {
-        self.record_with(&mut **tx, status, &body.to_string()).await
+    /// Remembers the success answer inside the business transaction.
+    pub async fn record(&self, tx: &mut Tx, body: &impl serde::Serialize) -> ApiResult<()> {
+        let body = serde_json::to_string(body).map_err(|_| ApiError::internal())?;
+        self.record_with(&mut **tx, self.success, &body).await
     }
 
     async fn record_with<'c, E>(&self, ex: E, status: StatusCode, body: &str) -> ApiResult<()>
@@ -94,49 +174,93 @@ impl Claim {
         }
     }
 
-    async fn release(&self, state: &AppState) {
+    async fn release(&self, keys: &IdempotencyKeys) {
         let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL AND created_at = $4")
             .bind(self.tenant_id.as_str())
             .bind(self.route.as_str())
             .bind(self.key.as_str())
             .bind(self.claimed_at)
-            .execute(state.db.writer())
+            .execute(keys.db.writer())
             .await;
         if let Err(err) = released {
             tracing::warn!(error = %err, "could not release an idempotency key; it frees itself when stale");
         }
+        keys.wake(&self.waiter_key());
+    }
+
+    fn waiter_key(&self) -> String {
+        IdempotencyKeys::waiter_key(&self.tenant_id, &self.route, &self.key)
     }
 }
 
 async fn begin(
-    state: &AppState,
+    keys: &IdempotencyKeys,
     tenant_id: &str,
     route: &str,
     key: &str,
     request: &str,
+    success: StatusCode,
 ) -> ApiResult<Begin> {
-    let stale_after = i64::try_from(state.config.request_timeout().as_micros())
+    let stale_after = i64::try_from(keys.request_timeout.as_micros())
         .unwrap_or(i64::MAX)
         .saturating_mul(2);
-    let deadline = Instant::now() + state.config.request_timeout();
+    let deadline = Instant::now() + keys.request_timeout;
     let claim = |claimed_at| Claim {
         tenant_id: tenant_id.to_owned(),
         route: route.to_owned(),
         key: key.to_owned(),
+        success,
         claimed_at,
     };
+    let waiter_key = IdempotencyKeys::waiter_key(tenant_id, route, key);
+    let notify = keys.notifier(&waiter_key);
+    let outcome = wait_for_key(
+        keys,
+        tenant_id,
+        route,
+        key,
+        request,
+        &notify,
+        stale_after,
+        deadline,
+        claim,
+    )
+    .await;
+    keys.forget_notifier(&waiter_key, notify);
+    outcome
+}
+
+/// The loop of [`begin`]: claim the key, replay its answer, or wait.
+#[allow(clippy::too_many_arguments)]
+async fn wait_for_key(
+    keys: &IdempotencyKeys,
+    tenant_id: &str,
+    route: &str,
+    key: &str,
+    request: &str,
+    notify: &Notify,
+    stale_after: i64,
+    deadline: Instant,
+    claim: impl Fn(i64) -> Claim,
+) -> ApiResult<Begin> {
+    let mut poll = keys.first_poll;
     loop {
+        // Registered before the read, so a finish between the read and the
+        // wait below still wakes it.
+        let finished = notify.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
         let row = sql("SELECT request, status, response, created_at FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3")
             .bind(tenant_id)
             .bind(route)
             .bind(key)
-            .fetch_optional(state.db.writer())
+            .fetch_optional(keys.db.writer())
             .await?;
         let now = now_micros();
         let Some(row) = row else {
             let fresh = claim(now);
             let insert = {
-                let (state, fresh, request) = (state.clone(), fresh.clone(), request.to_owned());
+                let (db, fresh, request) = (keys.db.clone(), fresh.clone(), request.to_owned());
                 async move {
                     sql("INSERT INTO idempotency_keys (tenant_id, route, key, request, created_at) VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT (tenant_id, route, key) DO NOTHING")
@@ -145,11 +269,11 @@ async fn begin(
                     .bind(fresh.key.as_str())
                     .bind(request)
                     .bind(fresh.claimed_at)
-                    .execute(state.db.writer())
+                    .execute(db.writer())
                     .await
                 }
             };
-            if let Some(guard) = write_claim(state, fresh, insert).await? {
+            if let Some(guard) = write_claim(keys, fresh, insert).await? {
                 return Ok(Begin::Fresh(Box::new(guard)));
             }
             continue; // another request claimed it first: read its row
@@ -157,8 +281,7 @@ async fn begin(
         let stored_request: String = sqlx::Row::try_get(&row, "request")?;
         if stored_request != request {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used with a different request body",
             ));
         }
@@ -176,7 +299,7 @@ async fn begin(
         if now.saturating_sub(created_at) > stale_after {
             let fresh = claim(now);
             let take_over = {
-                let (state, fresh) = (state.clone(), fresh.clone());
+                let (db, fresh) = (keys.db.clone(), fresh.clone());
                 async move {
                     sql("UPDATE idempotency_keys SET created_at = $5 WHERE tenant_id = $1 AND route = $2 AND key = $3 \
                          AND status IS NULL AND created_at = $4")
@@ -185,11 +308,11 @@ async fn begin(
                     .bind(fresh.key.as_str())
                     .bind(created_at)
                     .bind(fresh.claimed_at)
-                    .execute(state.db.writer())
+                    .execute(db.writer())
                     .await
                 }
             };
-            if let Some(guard) = write_claim(state, fresh, take_over).await? {
+            if let Some(guard) = write_claim(keys, fresh, take_over).await? {
                 return Ok(Begin::Fresh(Box::new(guard)));
             }
         }
@@ -198,7 +321,13 @@ async fn begin(
                 "the first request with this Idempotency-Key is still running; retry shortly",
             ));
         }
-        tokio::time::sleep(POLL).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            () = finished => {}
+            () = tokio::time::sleep(poll.min(left)) => {
+                poll = (poll * 2).min(keys.max_poll);
+            }
+        }
     }
 }
 
@@ -213,15 +342,19 @@ async fn begin(
 /// finishes; the guard is armed only then, and travels through the channel:
 /// if the request is gone by the time it arrives, the guard is dropped
 /// unreceived and releases the claim.
-async fn write_claim<W>(state: &AppState, claim: Claim, write: W) -> ApiResult<Option<AbandonGuard>>
+async fn write_claim<W>(
+    keys: &IdempotencyKeys,
+    claim: Claim,
+    write: W,
+) -> ApiResult<Option<AbandonGuard>>
 where
     W: Future<Output = Result<u64, sqlx::Error>> + Send + 'static,
 {
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let state = state.clone();
+    let keys = keys.clone();
     tokio::spawn(async move {
         let won = match write.await {
-            Ok(1) => Ok(Some(AbandonGuard::arm(&state, claim))),
+            Ok(1) => Ok(Some(AbandonGuard::arm(&keys, claim))),
             Ok(_) => Ok(None),
             Err(err) => Err(ApiError::from(err)),
         };
@@ -247,23 +380,45 @@ fn replay(status: u16, body: String) -> Response {
     response
 }
 
-/// Runs `op` at most once per key. `op` gets the claim (when a key was
-/// given) and must `record` its success response inside its transaction.
-pub async fn once<F, Fut>(
-    state: &AppState,
+impl IdempotencyKeys {
+    /// Runs `op` at most once per key. `op` gets the claim (when a key was
+    /// given) and must `record` its answer inside its transaction; its
+    /// answer is sent with status `success`.
+    pub async fn once<F, Fut, T>(
+        &self,
+        tenant_id: &TenantId,
+        route: &str,
+        key: Option<String>,
+        request: &Value,
+        success: StatusCode,
+        op: F,
+    ) -> ApiResult<Response>
+    where
+        F: FnOnce(Option<Claim>) -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+        T: serde::Serialize,
+    {
+        once(self, tenant_id.as_str(), route, key, request, success, op).await
+    }
+}
+
+async fn once<F, Fut, T>(
+    keys: &IdempotencyKeys,
     tenant_id: &str,
     route: &str,
     key: Option<String>,
     request: &Value,
+    success: StatusCode,
     op: F,
 ) -> ApiResult<Response>
 where
     F: FnOnce(Option<Claim>) -> Fut,
-    Fut: Future<Output = ApiResult<(StatusCode, Value)>>,
+    Fut: Future<Output = ApiResult<T>>,
+    T: serde::Serialize,
 {
     let Some(key) = key else {
-        let (status, body) = op(None).await?;
-        return Ok((status, axum::Json(body)).into_response());
+        let body = op(None).await?;
+        return Ok((success, axum::Json(body)).into_response());
     };
     // serde_json's maps are ordered by key, so equal JSON values serialize
     // to equal strings.
@@ -271,7 +426,7 @@ where
     // If the request is abandoned mid-way (client gone, timeout), its
     // transaction rolls back; the guard then frees the key at once, so a
     // retry runs instead of waiting for the claim to go stale.
-    let guard = match begin(state, tenant_id, route, &key, &canonical).await? {
+    let guard = match begin(keys, tenant_id, route, &key, &canonical, success).await? {
         Begin::Replay(status, body) => return Ok(replay(status, body)),
         Begin::Fresh(guard) => *guard,
     };
@@ -280,55 +435,57 @@ where
     // The guard stays armed while a refusal is remembered or a failure
     // released: a request dropped there still frees its key.
     let answer = match outcome {
-        Ok((status, body)) => Ok((status, axum::Json(body)).into_response()),
+        Ok(body) => Ok((success, axum::Json(body)).into_response()),
         Err(err) if err.status.is_server_error() => {
-            claim.release(state).await;
+            claim.release(keys).await;
             Err(err)
         }
         Err(err) => {
             let problem = serde_json::to_string(&err.to_problem()).unwrap_or_default();
             if let Err(store) = claim
-                .record_with(state.db.writer(), err.status, &problem)
+                .record_with(keys.db.writer(), err.status, &problem)
                 .await
             {
                 tracing::warn!(error = %store.detail, "could not remember a refused idempotent request");
-                claim.release(state).await;
+                claim.release(keys).await;
             }
             Err(err)
         }
     };
     guard.disarm();
+    // Retries of this node waiting on the key read the answer now.
+    keys.wake(&claim.waiter_key());
     answer
 }
 
 /// Releases a claim whose request was dropped before it finished.
 struct AbandonGuard {
-    state: Option<AppState>,
+    keys: Option<IdempotencyKeys>,
     claim: Claim,
 }
 
 impl AbandonGuard {
-    fn arm(state: &AppState, claim: Claim) -> Self {
+    fn arm(keys: &IdempotencyKeys, claim: Claim) -> Self {
         AbandonGuard {
-            state: Some(state.clone()),
+            keys: Some(keys.clone()),
             claim,
         }
     }
 
     /// The request finished (or never got the key): nothing to release.
     fn disarm(mut self) {
-        self.state = None;
+        self.keys = None;
     }
 }
 
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
+        if let Some(keys) = self.keys.take() {
             let claim = self.claim.clone();
             // Only an unrecorded claim of this very request is deleted, so a
             // release racing a commit cannot undo it.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { claim.release(&state).await });
+                runtime.spawn(async move { claim.release(&keys).await });
             }
         }
     }
@@ -337,10 +494,107 @@ impl Drop for AbandonGuard {
 /// Forgets keys older than the retention period; run periodically. A claim
 /// still in flight after that long belongs to a request that died with its
 /// node (requests are bounded by the request timeout), so it goes too.
-pub async fn forget_expired(state: &AppState) -> ApiResult<u64> {
+pub async fn forget_expired(db: &Db) -> ApiResult<u64> {
     let cutoff = now_micros() - i64::try_from(RETENTION.as_micros()).unwrap_or(i64::MAX);
     Ok(sql("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(cutoff)
-        .execute(state.db.writer())
+        .execute(db.writer())
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::db::{DbSettings, commit};
+    use serde_json::json;
+
+    async fn memory_db() -> Db {
+        let db = Db::connect(&DbSettings {
+            url: "sqlite::memory:".into(),
+            replica_urls: Vec::new(),
+            pool_size: 1,
+            acquire_timeout: Duration::from_secs(60),
+            statement_timeout_ms: 0,
+        })
+        .await
+        .expect("in-memory SQLite opens");
+        db.migrate().await.expect("migrations apply");
+        db
+    }
+
+    /// With re-reads an hour apart, only the in-process wake can answer the
+    /// retry within the test's bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_waiting_on_a_key_in_flight_is_woken_when_the_first_finishes() {
+        let db = memory_db().await;
+        let mut keys = IdempotencyKeys::new(db.clone(), Duration::from_secs(3 * 3600));
+        keys.first_poll = Duration::from_secs(3600);
+        keys.max_poll = Duration::from_secs(3600);
+        let tenant = TenantId::new("t1");
+        let request = json!({"amount": 5});
+        let (started, first_started) = tokio::sync::oneshot::channel::<()>();
+        let (finish, may_finish) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let (keys, tenant, request, db) =
+                (keys.clone(), tenant.clone(), request.clone(), db.clone());
+            async move {
+                keys.once(
+                    &tenant,
+                    "credits",
+                    Some("k1".into()),
+                    &request,
+                    StatusCode::CREATED,
+                    |claim| async move {
+                        let _ = started.send(());
+                        let _ = may_finish.await;
+                        let answer = json!({"credited": 5});
+                        let mut tx = db.begin().await?;
+                        if let Some(claim) = claim {
+                            claim.record(&mut tx, &answer).await?;
+                        }
+                        commit(tx).await?;
+                        Ok(answer)
+                    },
+                )
+                .await
+                .map(|r| r.status())
+            }
+        });
+        first_started.await.expect("the first request runs");
+        let retry = tokio::spawn({
+            let (keys, tenant, request) = (keys.clone(), tenant.clone(), request.clone());
+            async move {
+                keys.once(
+                    &tenant,
+                    "credits",
+                    Some("k1".into()),
+                    &request,
+                    StatusCode::CREATED,
+                    |_| async { Err::<Value, _>(ApiError::internal()) },
+                )
+                .await
+            }
+        });
+        // The retry has read the row and waits on the key.
+        for _ in 0..6000 {
+            if keys.waiting_keys() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(keys.waiting_keys(), 1, "the retry waits on the key");
+        let _ = finish.send(());
+        assert_eq!(
+            first.await.expect("joins").expect("answers"),
+            StatusCode::CREATED
+        );
+        let replayed = tokio::time::timeout(Duration::from_secs(120), retry)
+            .await
+            .expect("woken in-process, not by a re-read an hour later")
+            .expect("joins")
+            .expect("answers");
+        assert_eq!(replayed.status(), StatusCode::CREATED);
+        assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+        assert_eq!(keys.waiting_keys(), 0, "no notifier is left behind");
+    }
 }

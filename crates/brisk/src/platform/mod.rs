@@ -12,3 +12,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
 pub mod search;
+pub mod state;
+pub mod tenant;
+pub mod validation;

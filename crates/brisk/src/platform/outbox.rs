@@ -3,11 +3,10 @@
 //! webhooks, cache invalidation) can never miss it or see one that did not
 //! happen.
 
-use serde_json::Value;
-
 use crate::platform::clock::new_id;
 use crate::platform::db::{Tx, sql};
-use crate::platform::http::error::ApiResult;
+use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::tenant::TenantId;
 
 /// Event names, as webhooks will publish them.
 pub mod topic {
@@ -19,16 +18,17 @@ pub mod topic {
 
 pub async fn publish(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     topic: &str,
-    payload: &Value,
+    payload: &impl serde::Serialize,
     now: i64,
 ) -> ApiResult<()> {
+    let payload = serde_json::to_string(payload).map_err(|_| ApiError::internal())?;
     sql("INSERT INTO outbox (tenant_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant_id)
         .bind(new_id())
         .bind(topic)
-        .bind(payload.to_string())
+        .bind(payload)
         .bind(now)
         .execute(&mut **tx)
         .await?;

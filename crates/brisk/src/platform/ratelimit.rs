@@ -3,7 +3,6 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -59,18 +58,11 @@ impl Limits {
         }
     }
 
-    /// Spawns the task that keeps the key maps small.
-    pub fn spawn_housekeeping(&self) -> tokio::task::JoinHandle<()> {
-        let limits = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                limits.tenant_requests.forget_idle_keys();
-                limits.login_by_email.forget_idle_keys();
-                limits.login_by_ip.forget_idle_keys();
-            }
-        })
+    /// Forgets full buckets, so the key maps stay small; run every minute.
+    pub fn housekeeping(&self) {
+        self.tenant_requests.forget_idle_keys();
+        self.login_by_email.forget_idle_keys();
+        self.login_by_ip.forget_idle_keys();
     }
 }
 

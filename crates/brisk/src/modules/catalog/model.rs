@@ -8,7 +8,7 @@ use sqlx::FromRow;
 
 use crate::modules::pricing::engine::Tier;
 use crate::platform::clock;
-use crate::platform::http::error::Validator;
+use crate::platform::validation::Validator;
 
 pub const MAX_VARIANTS: usize = 100;
 pub const MAX_OPTIONS: usize = 10;

@@ -11,13 +11,13 @@ use utoipa_axum::routes;
 
 use super::model::*;
 use super::store::{self, ProductFilter};
-use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
+use crate::platform::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

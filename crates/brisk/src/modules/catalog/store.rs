@@ -7,17 +7,21 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, FromRow};
 
 use super::model::*;
-use crate::app::AppState;
 use crate::modules::inventory;
 use crate::modules::pricing::engine::Tier;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
-use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, Invalid};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 fn duplicate_sku() -> ApiError {
-    ApiError::conflict("duplicate_sku", "a variant with this SKU already exists")
+    ApiError::conflict(
+        ErrorCode::DuplicateSku,
+        "a variant with this SKU already exists",
+    )
 }
 
 fn map_sku_conflict(e: sqlx::Error) -> ApiError {
@@ -41,7 +45,7 @@ fn variant_not_found() -> ApiError {
 
 pub async fn create_category(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     new: NewCategory,
 ) -> ApiResult<Category> {
     let category = Category {
@@ -69,7 +73,7 @@ pub async fn create_category(
 
 pub async fn list_categories(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     page: &Page,
 ) -> ApiResult<(Vec<Category>, Option<String>)> {
     let mut q = SqlBuilder::new(
@@ -95,7 +99,7 @@ pub async fn list_categories(
 /// Inserts variants of one product in one statement; returns them as shown.
 async fn insert_variants(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     product_id: &str,
     first_position: i64,
     variants: &[NewVariant],
@@ -175,7 +179,7 @@ async fn insert_variants(
 
 async fn insert_images(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     product_id: &str,
     images: &[NewImage],
 ) -> ApiResult<Vec<Image>> {
@@ -215,7 +219,7 @@ async fn insert_images(
     Ok(shown)
 }
 
-async fn category_exists(tx: &mut Tx, tenant_id: &str, category_id: &str) -> ApiResult<bool> {
+async fn category_exists(tx: &mut Tx, tenant_id: &TenantId, category_id: &str) -> ApiResult<bool> {
     Ok(
         sql("SELECT 1 FROM categories WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
@@ -230,7 +234,7 @@ async fn category_exists(tx: &mut Tx, tenant_id: &str, category_id: &str) -> Api
 /// in one transaction, in a fixed number of statements.
 pub async fn create_product(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     new: NewProduct,
 ) -> ApiResult<Product> {
     let now = now_micros();
@@ -350,7 +354,7 @@ pub struct ProductFilter {
 
 pub async fn list_products(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: &ProductFilter,
     page: &Page,
     with_variants: bool,
@@ -408,7 +412,7 @@ pub async fn list_products(
 /// The variants of several products, in one statement, in client order.
 async fn variants_of_products<'c, E>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     product_ids: &[&str],
 ) -> ApiResult<HashMap<String, Vec<Variant>>>
 where
@@ -432,7 +436,7 @@ where
     Ok(by_product)
 }
 
-async fn product_row<'c, E>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Option<ProductRow>>
+async fn product_row<'c, E>(ex: E, tenant_id: &TenantId, id: &str) -> ApiResult<Option<ProductRow>>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -448,12 +452,20 @@ where
 }
 
 /// A product with options, variants and images: three statements.
-pub async fn product_detail(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<Product> {
+pub async fn product_detail(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: &str,
+) -> ApiResult<Product> {
     product_detail_on(state.db.reader(), tenant_id, id).await
 }
 
 /// [`product_detail`] from a chosen pool (the primary, right after a write).
-async fn product_detail_on(db: &sqlx::AnyPool, tenant_id: &str, id: &str) -> ApiResult<Product> {
+async fn product_detail_on(
+    db: &sqlx::AnyPool,
+    tenant_id: &TenantId,
+    id: &str,
+) -> ApiResult<Product> {
     let row = product_row(db, tenant_id, id)
         .await?
         .ok_or_else(product_not_found)?;
@@ -487,7 +499,7 @@ async fn product_detail_on(db: &sqlx::AnyPool, tenant_id: &str, id: &str) -> Api
 /// 404 if the product is missing; else validates and applies the patch.
 pub async fn patch_product(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     patch: impl FnOnce() -> ApiResult<ProductPatch>,
 ) -> ApiResult<Product> {
@@ -538,7 +550,7 @@ pub async fn patch_product(
     product_detail_on(state.db.writer(), tenant_id, id).await
 }
 
-pub async fn delete_product(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<()> {
+pub async fn delete_product(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<()> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let deleted = sql("UPDATE products SET deleted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
@@ -567,7 +579,7 @@ pub async fn delete_product(state: &AppState, tenant_id: &str, id: &str) -> ApiR
 /// Adds a variant to an existing product.
 pub async fn add_variant(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     product_id: &str,
     body: impl FnOnce() -> ApiResult<NewVariant>,
 ) -> ApiResult<Variant> {
@@ -586,7 +598,7 @@ pub async fn add_variant(
     let options: String = sqlx::Row::try_get(&touched, "options")?;
     let options: Vec<ProductOption> = serde_json::from_str(&options).unwrap_or_default();
     let new = body()?;
-    let mut v = crate::platform::http::error::Validator::new();
+    let mut v = crate::platform::validation::Validator::new();
     check_variant(&mut v, "variant", &new, &options);
     v.finish().map_err(|e| strip_prefix(e, "variant."))?;
     let next_position: i64 = sqlx::Row::try_get(
@@ -611,7 +623,8 @@ pub async fn add_variant(
 }
 
 /// Field names of a single variant's body carry no `variant.` prefix.
-fn strip_prefix(mut e: ApiError, prefix: &str) -> ApiError {
+fn strip_prefix(e: Invalid, prefix: &str) -> ApiError {
+    let mut e = ApiError::from(e);
     for f in &mut e.errors {
         if let Some(rest) = f.field.strip_prefix(prefix) {
             f.field = rest.to_owned();
@@ -626,7 +639,7 @@ fn strip_prefix(mut e: ApiError, prefix: &str) -> ApiError {
 /// A variant of a product that is not deleted, with the product's options.
 async fn variant_with_options<'c, E>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> ApiResult<Option<(Variant, Vec<ProductOption>)>>
 where
@@ -650,7 +663,7 @@ where
     )))
 }
 
-pub async fn get_variant(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<Variant> {
+pub async fn get_variant(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Variant> {
     variant_with_options(state.db.reader(), tenant_id, id)
         .await?
         .map(|(v, _)| v)
@@ -659,7 +672,7 @@ pub async fn get_variant(state: &AppState, tenant_id: &str, id: &str) -> ApiResu
 
 pub async fn patch_variant(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     body: impl FnOnce() -> ApiResult<VariantPatch>,
 ) -> ApiResult<Variant> {
@@ -668,7 +681,7 @@ pub async fn patch_variant(
         .await?
         .ok_or_else(variant_not_found)?;
     let patch = body()?;
-    let mut v = crate::platform::http::error::Validator::new();
+    let mut v = crate::platform::validation::Validator::new();
     v.check(
         patch.stock.is_none(),
         "stock",
@@ -757,7 +770,7 @@ pub struct VariantForSale {
 /// Missing ids are simply absent from the answer.
 pub async fn variants_for_sale<'c, E>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     ids: &[&str],
 ) -> ApiResult<HashMap<String, VariantForSale>>
 where

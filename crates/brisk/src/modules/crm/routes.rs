@@ -10,11 +10,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::store::{self, Customer, CustomerChanges, CustomerFilter, CustomerStatus, NewCustomer};
-use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -33,6 +33,7 @@ use crate::platform::db::{Backend, Db, SqlBuilder, commit, sql};
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
+use crate::platform::tenant::TenantId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -163,7 +164,7 @@ fn tags_json(tags: &[String]) -> ApiResult<String> {
     serde_json::to_string(tags).map_err(|_| ApiError::internal())
 }
 
-pub async fn create(db: &Db, tenant_id: &str, new: NewCustomer) -> ApiResult<Customer> {
+pub async fn create(db: &Db, tenant_id: &TenantId, new: NewCustomer) -> ApiResult<Customer> {
     let now = now_micros();
     let customer = Customer {
         id: clock::new_id(),
@@ -204,7 +205,7 @@ pub async fn create(db: &Db, tenant_id: &str, new: NewCustomer) -> ApiResult<Cus
 /// One multi-row INSERT for all of a customer's tags.
 async fn insert_tags(
     tx: &mut crate::platform::db::Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     created_at: i64,
     tags: &[String],
@@ -234,7 +235,7 @@ async fn insert_tags(
 }
 
 /// A live customer of the tenant, or `None`.
-pub async fn get(db: &Db, tenant_id: &str, id: &str) -> ApiResult<Option<Customer>> {
+pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<Option<Customer>> {
     sql(
         "SELECT id, name, email, phone, status, discount_bp, tags, notes, created_at, updated_at \
          FROM customers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
@@ -249,7 +250,7 @@ pub async fn get(db: &Db, tenant_id: &str, id: &str) -> ApiResult<Option<Custome
 
 /// Whether a live customer exists (on the primary: it decides a write's
 /// answer).
-pub async fn exists(db: &Db, tenant_id: &str, id: &str) -> ApiResult<bool> {
+pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
     Ok(
         sql("SELECT 1 FROM customers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
             .bind(tenant_id)
@@ -263,7 +264,7 @@ pub async fn exists(db: &Db, tenant_id: &str, id: &str) -> ApiResult<bool> {
 /// Applies `changes` to a live customer; `None` when there is none.
 pub async fn update(
     db: &Db,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     changes: CustomerChanges,
 ) -> ApiResult<Option<Customer>> {
@@ -321,7 +322,7 @@ pub async fn update(
 }
 
 /// Soft-deletes a live customer; `false` when there is none.
-pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> ApiResult<bool> {
+pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
     let now = now_micros();
     let mut tx = db.begin().await?;
     let deleted = sql("UPDATE customers SET deleted_at = $1, updated_at = $1 \
@@ -346,7 +347,7 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> ApiResult<bool> {
 /// `q` escaped for `LIKE … ESCAPE '\'`, wrapped in `%…%`.
 pub async fn list(
     db: &Db,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: &CustomerFilter,
     page: &Page,
 ) -> ApiResult<(Vec<Customer>, Option<String>)> {
@@ -441,7 +442,7 @@ pub struct CustomerRef {
 /// one.
 pub async fn customer_discount<'e, 'c: 'e, E>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
 ) -> ApiResult<Option<CustomerRef>>
 where

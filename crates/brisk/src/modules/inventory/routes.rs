@@ -8,11 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::store::{self, MOVEMENT_FIELDS, STOCK_LEVEL_FIELDS};
-use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser};
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,7 +57,7 @@ async fn adjust_stock(
             format!("must be within ±{MAX_DELTA}"),
         );
         v.text("reason", &req.reason, 200);
-        v.finish().map(|()| req)
+        v.finish().map(|()| req).map_err(ApiError::from)
     });
     let req = match checked {
         Ok(req) => req,

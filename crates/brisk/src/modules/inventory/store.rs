@@ -3,12 +3,13 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::app::AppState;
 use crate::modules::catalog::MAX_STOCK;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 /// A stock change to record.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ impl Movement {
 /// Writes movement rows in one statement (none for an empty slice).
 pub async fn record_movements(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     movements: &[Movement],
 ) -> ApiResult<()> {
     if movements.is_empty() {
@@ -87,7 +88,7 @@ fn variant_not_found() -> ApiError {
 
 /// Whether the variant exists (and its product is not deleted: a
 /// product's deletion marks its variants too).
-pub async fn variant_exists<'c, E>(ex: E, tenant_id: &str, variant_id: &str) -> ApiResult<bool>
+pub async fn variant_exists<'c, E>(ex: E, tenant_id: &TenantId, variant_id: &str) -> ApiResult<bool>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -108,7 +109,7 @@ where
 /// stock must still be able to come down.
 pub async fn adjust_stock(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     variant_id: &str,
     delta: i64,
     reason: &str,
@@ -143,7 +144,7 @@ pub async fn adjust_stock(
         let after = stock.saturating_add(delta);
         return Err(if after < 0 {
             ApiError::conflict(
-                "out_of_stock",
+                ErrorCode::OutOfStock,
                 format!("variant {variant_id} has {stock}, {} requested", -delta),
             )
             .with_errors(vec![FieldError {
@@ -193,7 +194,7 @@ pub const MOVEMENT_FIELDS: &[&str] = &[
 /// existence (404) and the page.
 pub async fn list_movements(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     variant_id: &str,
     page: &Page,
 ) -> ApiResult<(Vec<MovementView>, Option<String>)> {
@@ -235,7 +236,7 @@ pub const STOCK_LEVEL_FIELDS: &[&str] =
 /// their reorder level (served by the partial index `variants_low_stock`).
 pub async fn list_stock(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     low_only: bool,
     page: &Page,
 ) -> ApiResult<(Vec<StockLevel>, Option<String>)> {
@@ -267,7 +268,7 @@ pub async fn list_stock(
 pub async fn lock_variants(
     tx: &mut Tx,
     backend: crate::platform::db::Backend,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     ids: &[&str],
 ) -> ApiResult<()> {
     if backend != crate::platform::db::Backend::Postgres || ids.is_empty() {
@@ -299,7 +300,7 @@ enum Bound {
 /// their movement (see [`Movement::at`]).
 async fn apply_deltas(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     deltas: &[(&str, i64)],
     bound: Bound,
     now: i64,
@@ -349,7 +350,7 @@ async fn apply_deltas(
 /// line; nothing is written then (the caller's transaction rolls back).
 pub async fn take_stock(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     lines: &[(&str, i64, String)],
     order_id: &str,
     now: i64,
@@ -372,7 +373,7 @@ pub async fn take_stock(
             [one] => one.message.clone(),
             many => format!("{} lines ask for more than is in stock", many.len()),
         };
-        return Err(ApiError::conflict("out_of_stock", detail).with_errors(short));
+        return Err(ApiError::conflict(ErrorCode::OutOfStock, detail).with_errors(short));
     }
     let movements: Vec<Movement> = lines
         .iter()
@@ -392,7 +393,7 @@ pub async fn take_stock(
 /// Puts an order's stock back (a cancellation), with movement rows.
 pub async fn return_stock(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     lines: &[(&str, i64)],
     order_id: &str,
     now: i64,

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,16 +12,17 @@ use utoipa_axum::routes;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::{HISTORY_FIELDS, ORDER_DETAIL_FIELDS, ORDER_LIST_FIELDS, Order};
 use super::store::{self, LinePrices, NewOrder, OrderFilter};
-use crate::app::AppState;
 use crate::modules::pricing::{CartItem, check_items};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
 use crate::platform::idempotency;
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -94,27 +95,29 @@ async fn place_order(
     auth.require(Action::WriteSales)?;
     let key = idempotency::key_from(&headers)?;
     let request = body.parse()?;
-    idempotency::once(
-        &state,
-        &auth.tenant_id,
-        "orders.place",
-        key,
-        &request,
-        |claim| async {
-            let req: OrderRequest = from_value(request.clone())?;
-            let (items, payment_method) = check_order_request(&req)?;
-            let new = NewOrder {
-                customer_id: req.customer_id.trim().to_owned(),
-                items,
-                payment_method,
-                notes: req.notes.map(|n| n.trim().to_owned()),
-                prices: LinePrices::Engine,
-                quotation_id: None,
-            };
-            store::place_order(&state, &auth.tenant_id, new, claim).await
-        },
-    )
-    .await
+    state
+        .idempotency
+        .once(
+            &auth.tenant_id,
+            "orders.place",
+            key,
+            &request,
+            StatusCode::CREATED,
+            |claim| async {
+                let req: OrderRequest = from_value(request.clone())?;
+                let (items, payment_method) = check_order_request(&req)?;
+                let new = NewOrder {
+                    customer_id: req.customer_id.trim().to_owned(),
+                    items,
+                    payment_method,
+                    notes: req.notes.map(|n| n.trim().to_owned()),
+                    prices: LinePrices::Engine,
+                    quotation_id: None,
+                };
+                store::place_order(&state, &auth.tenant_id, new, claim).await
+            },
+        )
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -2,21 +2,21 @@
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Any, Executor};
 
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
-use crate::app::AppState;
 use crate::modules::pricing::{self, CartItem, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 /// Where an order's prices come from.
 #[derive(Debug, Clone)]
@@ -60,18 +60,18 @@ fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
 /// 409 `out_of_stock`, then 409 `insufficient_funds`.
 pub async fn place_order(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     new: NewOrder,
     claim: Option<Claim>,
-) -> ApiResult<(StatusCode, Value)> {
+) -> ApiResult<Order> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let body = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
+    let order = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
     if let Some(claim) = claim {
-        claim.record(&mut tx, StatusCode::CREATED, &body).await?;
+        claim.record(&mut tx, &order).await?;
     }
     commit(tx).await?;
-    Ok((StatusCode::CREATED, body))
+    Ok(order)
 }
 
 /// The body of [`place_order`] inside a caller's transaction (quotation
@@ -79,11 +79,11 @@ pub async fn place_order(
 pub async fn place_order_in(
     state: &AppState,
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     order_id: &str,
     new: NewOrder,
     now: i64,
-) -> ApiResult<Value> {
+) -> ApiResult<Order> {
     let order_id = order_id.to_owned();
     let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
     inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
@@ -193,14 +193,13 @@ pub async fn place_order_in(
         created_at,
         updated_at: created_at,
     };
-    let body = serde_json::to_value(&order).map_err(|_| ApiError::internal())?;
-    outbox::publish(tx, tenant_id, topic::ORDER_CREATED, &body, now).await?;
-    Ok(body)
+    outbox::publish(tx, tenant_id, topic::ORDER_CREATED, &order, now).await?;
+    Ok(order)
 }
 
 async fn insert_history(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     order_id: &str,
     status: OrderStatus,
     note: Option<&str>,
@@ -230,7 +229,7 @@ fn order_not_found() -> ApiError {
 
 async fn order_row<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> ApiResult<Option<OrderRow>> {
     Ok(sql_order_by_id()
@@ -242,7 +241,7 @@ async fn order_row<'c, E: Executor<'c, Database = Any>>(
 
 pub async fn order_exists<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> ApiResult<bool> {
     Ok(sql("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2")
@@ -261,7 +260,7 @@ fn sql_order_by_id() -> crate::platform::db::Sql {
 
 async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     order_ids: &[&str],
 ) -> ApiResult<HashMap<String, Vec<OrderItem>>> {
     let mut by_order: HashMap<String, Vec<OrderItem>> = HashMap::new();
@@ -291,7 +290,7 @@ async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(
 
 async fn history_page<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     order_id: &str,
     limit: i64,
     after: Option<&Cursor>,
@@ -309,7 +308,7 @@ async fn history_page<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// An order with its items and latest 20 history entries: three statements.
-pub async fn order_detail<'c, E>(ex: E, tenant_id: &str, id: &str) -> ApiResult<Order>
+pub async fn order_detail<'c, E>(ex: E, tenant_id: &TenantId, id: &str) -> ApiResult<Order>
 where
     E: Executor<'c, Database = Any> + Copy,
 {
@@ -326,7 +325,7 @@ where
 
 pub async fn history(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     order_id: &str,
     page: &Page,
 ) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
@@ -361,7 +360,7 @@ pub struct OrderFilter {
 /// Orders newest first, with their items: two statements per page.
 pub async fn list_orders(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: &OrderFilter,
     page: &Page,
 ) -> ApiResult<(Vec<Order>, Option<String>)> {
@@ -406,7 +405,7 @@ pub async fn list_orders(
 /// the stock back and refunds a wallet payment.
 pub async fn change_status(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     to: OrderStatus,
     note: Option<&str>,
@@ -419,7 +418,7 @@ pub async fn change_status(
     let from = OrderStatus::parse(&row.status).ok_or_else(ApiError::internal)?;
     let refuse = || {
         ApiError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             format!(
                 "an order that is {} cannot become {}",
                 from.as_str(),

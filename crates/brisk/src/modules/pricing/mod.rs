@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::catalog::{VariantForSale, variants_for_sale};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, FieldError};
+use crate::platform::tenant::TenantId;
+use crate::platform::validation::Validator;
 use engine::{Line, PricedVariant, Totals};
 
 pub use routes::router;
@@ -105,7 +107,7 @@ pub fn check_items(v: &mut Validator, items: &[CartItem], allow_unit_price: bool
 /// Loads every variant of the cart in one statement.
 pub async fn load_variants<'c, E>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     items: &[CartItem],
 ) -> ApiResult<HashMap<String, VariantForSale>>
 where

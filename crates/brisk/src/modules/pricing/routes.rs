@@ -7,11 +7,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{CartItem, PricedLine, check_items, load_variants, price_cart, unknown_customer};
-use crate::app::AppState;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::AuthUser;
-use crate::platform::http::error::{ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiResult, Problem};
 use crate::platform::http::extract::ApiJson;
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(calculate))

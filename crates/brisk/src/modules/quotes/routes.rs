@@ -11,14 +11,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::store::{self, QUOTATION_FIELDS, Quotation, QuotationInput};
-use crate::app::AppState;
 use crate::modules::orders::{Order, PaymentMethod};
 use crate::modules::pricing::{CartItem, check_items};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock;
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ActionJson, ApiJson, ApiQuery};
 use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -210,7 +211,7 @@ async fn patch(
             input.notes = notes.map(|n| n.trim().to_owned());
         }
         check_input(&mut v, &input);
-        v.finish().map(|()| input)
+        v.finish().map(|()| input).map_err(ApiError::from)
     })
     .await
     .map(Json)

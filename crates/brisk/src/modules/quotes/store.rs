@@ -3,18 +3,19 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{Any, Executor, FromRow};
 
-use crate::app::AppState;
 use crate::modules::crm;
 use crate::modules::orders::{self, LinePrices, NewOrder, PaymentMethod};
 use crate::modules::pricing::{self, CartItem, PricedCart};
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql, sql_owned};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::outbox::{self, topic};
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct QuotationLine {
@@ -147,7 +148,7 @@ pub struct QuotationInput {
 
 /// Prices the lines; explicit prices must keep the product's minimum
 /// margin. Loads customer and variants in two statements.
-async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResult<PricedCart> {
+async fn price(tx: &mut Tx, tenant_id: &TenantId, input: &QuotationInput) -> ApiResult<PricedCart> {
     let customer = crm::customer_discount(&mut **tx, tenant_id, &input.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &input.items).await?;
     let customer = customer.ok_or_else(|| pricing::unknown_customer(&input.items, &variants))?;
@@ -168,8 +169,7 @@ async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResul
         .collect();
     if !too_low.is_empty() {
         return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "margin_too_low",
+            ErrorCode::MarginTooLow,
             "an explicit price is below the product's minimum margin",
         )
         .with_errors(too_low));
@@ -179,7 +179,7 @@ async fn price(tx: &mut Tx, tenant_id: &str, input: &QuotationInput) -> ApiResul
 
 async fn write_lines(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     quotation_id: &str,
     cart: &PricedCart,
     items: &[CartItem],
@@ -242,7 +242,7 @@ async fn write_lines(
 
 pub async fn create(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     input: QuotationInput,
 ) -> ApiResult<Quotation> {
     let id = new_id();
@@ -285,7 +285,7 @@ pub async fn create(
 
 async fn row<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> ApiResult<Option<QuotationRow>> {
     Ok(sql_owned(format!(
@@ -297,7 +297,7 @@ async fn row<'c, E: Executor<'c, Database = Any>>(
     .await?)
 }
 
-pub async fn exists(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<bool> {
+pub async fn exists(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
     Ok(
         sql("SELECT 1 FROM quotations WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
@@ -310,7 +310,7 @@ pub async fn exists(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<bo
 
 async fn lines_of<'c, E: Executor<'c, Database = Any>>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     ids: &[&str],
 ) -> ApiResult<HashMap<String, Vec<QuotationLine>>> {
     let mut by_quotation: HashMap<String, Vec<QuotationLine>> = HashMap::new();
@@ -340,7 +340,7 @@ async fn lines_of<'c, E: Executor<'c, Database = Any>>(
 
 pub async fn detail<'c, E: Executor<'c, Database = Any> + Copy>(
     ex: E,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> ApiResult<Quotation> {
     let r = row(ex, tenant_id, id).await?.ok_or_else(not_found)?;
@@ -353,7 +353,7 @@ pub async fn detail<'c, E: Executor<'c, Database = Any> + Copy>(
 
 pub async fn list(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     status: Option<&str>,
     customer_id: Option<&str>,
     page: &Page,
@@ -406,7 +406,7 @@ pub async fn list(
 
 fn invalid(from: &str, action: &str) -> ApiError {
     ApiError::conflict(
-        "invalid_transition",
+        ErrorCode::InvalidTransition,
         format!("a quotation that is {from} cannot be {action}"),
     )
 }
@@ -417,7 +417,7 @@ fn invalid(from: &str, action: &str) -> ApiError {
 /// of one overwriting the other. Order of refusals: 404, 422, 409.
 pub async fn edit(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     change: impl FnOnce(QuotationInput) -> ApiResult<QuotationInput>,
 ) -> ApiResult<Quotation> {
@@ -493,7 +493,7 @@ pub async fn edit(
 /// send, accept, reject: a conditional move from the one status allowed.
 pub async fn transition(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     from: &str,
     to: &str,
@@ -530,10 +530,10 @@ pub async fn transition(
 /// transaction: either both happen or neither.
 pub async fn convert(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     payment_method: PaymentMethod,
-) -> ApiResult<Value> {
+) -> ApiResult<orders::Order> {
     let now = now_micros();
     let order_id = new_id();
     let mut tx = state.db.begin().await?;

@@ -12,13 +12,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::store::{self, NewTenant, Tenant, Tokens, User};
-use crate::app::AppState;
 use crate::platform::auth::{Action, AuthUser, Role};
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
+use crate::platform::state::AppState;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -166,8 +167,7 @@ async fn login(
     }
     if req.password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "wrong e-mail or password",
         ));
     }

@@ -3,16 +3,18 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::app::AppState;
 use crate::platform::auth::{self, Role};
 use crate::platform::clock::{self, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, is_unique_violation, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Tenant {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: TenantId,
     pub name: String,
     pub currency: String,
 }
@@ -30,7 +32,7 @@ pub struct User {
 
 #[derive(FromRow)]
 struct Credentials {
-    tenant_id: String,
+    tenant_id: TenantId,
     id: String,
     email: String,
     name: String,
@@ -58,14 +60,17 @@ pub struct NewTenant {
 const USER_COLUMNS: &str = "id, email, name, role, created_at";
 
 fn email_taken() -> ApiError {
-    ApiError::conflict("email_taken", "a user with this e-mail already exists")
+    ApiError::conflict(
+        ErrorCode::EmailTaken,
+        "a user with this e-mail already exists",
+    )
 }
 
 /// Creates a tenant with its owner and a first login, in one transaction.
 pub async fn create_tenant(state: &AppState, new: NewTenant) -> ApiResult<(Tenant, User, Tokens)> {
     let now = now_micros();
     let tenant = Tenant {
-        id: clock::new_id(),
+        id: TenantId::new(clock::new_id()),
         name: new.company_name,
         currency: new.currency,
     };
@@ -92,7 +97,7 @@ pub async fn create_tenant(state: &AppState, new: NewTenant) -> ApiResult<(Tenan
 
 async fn insert_user(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user: &User,
     password_hash: &str,
 ) -> ApiResult<()> {
@@ -100,7 +105,7 @@ async fn insert_user(
         "INSERT INTO users (tenant_id, id, email, name, role, password_hash, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(tenant_id.to_owned())
+    .bind(tenant_id)
     .bind(user.id.clone())
     .bind(user.email.clone())
     .bind(user.name.clone())
@@ -123,7 +128,7 @@ async fn insert_user(
 async fn start_login(
     state: &AppState,
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &str,
     role: Role,
 ) -> ApiResult<Tokens> {
@@ -134,7 +139,7 @@ async fn start_login(
 async fn issue_tokens(
     state: &AppState,
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &str,
     role: Role,
     family_id: &str,
@@ -143,7 +148,7 @@ async fn issue_tokens(
     let now = now_micros();
     sql("INSERT INTO refresh_tokens (tenant_id, token_hash, user_id, family_id, expires_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)")
-    .bind(tenant_id.to_owned())
+    .bind(tenant_id)
     .bind(auth::token_hash(&refresh))
     .bind(user_id.to_owned())
     .bind(family_id.to_owned())
@@ -170,8 +175,7 @@ pub async fn login(state: &AppState, email: &str, password: String) -> ApiResult
         .await?;
     let (true, Some(c)) = (ok, found) else {
         return Err(ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "wrong e-mail or password",
         ));
     };
@@ -196,9 +200,9 @@ fn refresh_rejected() -> ApiError {
 /// Rotates a refresh token. A token presented a second time means it leaked
 /// (or a client raced itself): the whole family is revoked.
 pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
-    let tenant_id = auth::refresh_token_tenant(token)
-        .ok_or_else(refresh_rejected)?
-        .to_owned();
+    let tenant_id = auth::refresh_token_tenant(token).ok_or_else(refresh_rejected)?;
+    // Trusted only because the token's hash is found under it below.
+    let tenant_id = TenantId::new(tenant_id);
     let hash = auth::token_hash(token);
     let now = now_micros();
     let mut tx = state.db.begin().await?;
@@ -245,18 +249,18 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
 /// anyone else's token (or an unknown one) is left alone, with the same 204.
 pub async fn logout(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &str,
     token: &str,
 ) -> ApiResult<()> {
-    if auth::refresh_token_tenant(token) != Some(tenant_id) {
+    if auth::refresh_token_tenant(token) != Some(tenant_id.as_str()) {
         return Ok(());
     }
     sql(
         "UPDATE refresh_tokens SET revoked = 1 WHERE tenant_id = $1 AND family_id = \
          (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2 AND user_id = $3)",
     )
-    .bind(tenant_id.to_owned())
+    .bind(tenant_id)
     .bind(auth::token_hash(token))
     .bind(user_id.to_owned())
     .execute(state.db.writer())
@@ -264,10 +268,14 @@ pub async fn logout(
     Ok(())
 }
 
-pub async fn me(state: &AppState, tenant_id: &str, user_id: &str) -> ApiResult<(User, Tenant)> {
+pub async fn me(
+    state: &AppState,
+    tenant_id: &TenantId,
+    user_id: &str,
+) -> ApiResult<(User, Tenant)> {
     let user =
         sql("SELECT id, email, name, role, created_at FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id.to_owned())
+            .bind(tenant_id)
             .bind(user_id.to_owned())
             .fetch_optional_as::<_, User>(state.db.reader())
             .await?
@@ -277,7 +285,7 @@ pub async fn me(state: &AppState, tenant_id: &str, user_id: &str) -> ApiResult<(
 }
 
 /// The tenant's currency. It never changes, so each node keeps it once read.
-pub async fn currency(state: &AppState, tenant_id: &str) -> ApiResult<String> {
+pub async fn currency(state: &AppState, tenant_id: &TenantId) -> ApiResult<String> {
     if let Some(c) = state.currencies.get(tenant_id) {
         return Ok(c);
     }
@@ -288,9 +296,9 @@ pub async fn currency(state: &AppState, tenant_id: &str) -> ApiResult<String> {
     Ok(currency)
 }
 
-pub async fn tenant(state: &AppState, tenant_id: &str) -> ApiResult<Tenant> {
+pub async fn tenant(state: &AppState, tenant_id: &TenantId) -> ApiResult<Tenant> {
     sql("SELECT id, name, currency FROM tenants WHERE id = $1")
-        .bind(tenant_id.to_owned())
+        .bind(tenant_id)
         .fetch_optional_as::<_, Tenant>(state.db.reader())
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's tenant no longer exists"))
@@ -298,7 +306,7 @@ pub async fn tenant(state: &AppState, tenant_id: &str) -> ApiResult<Tenant> {
 
 pub async fn create_user(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     email: String,
     name: String,
     role: Role,
@@ -319,7 +327,7 @@ pub async fn create_user(
 
 pub async fn list_users(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     page: &Page,
 ) -> ApiResult<(Vec<User>, Option<String>)> {
     let mut q = SqlBuilder::new(&format!(

@@ -1,7 +1,7 @@
 //! Wallet routes.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,15 +9,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::store::{self, TRANSACTION_FIELDS};
-use crate::app::AppState;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::{Action, AuthUser};
-use crate::platform::http::error::{ApiError, ApiResult, Problem, Validator};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
 use crate::platform::idempotency;
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
+use crate::platform::validation::Validator;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,7 +44,11 @@ pub struct CreditRequest {
     reference: Option<String>,
 }
 
-async fn require_customer(db: &sqlx::AnyPool, tenant_id: &str, customer_id: &str) -> ApiResult<()> {
+async fn require_customer(
+    db: &sqlx::AnyPool,
+    tenant_id: &TenantId,
+    customer_id: &str,
+) -> ApiResult<()> {
     crm::customer_discount(db, tenant_id, customer_id)
         .await?
         .map(|_| ())
@@ -94,37 +100,39 @@ async fn credit(
     // The route is the customer's own credits path: the same key sent to
     // two customers is two credits, never one replayed to the other.
     let route = format!("wallet.credit:{id}");
-    idempotency::once(
-        &state,
-        &auth.tenant_id,
-        &route,
-        key,
-        &request,
-        |claim| async {
-            let req: CreditRequest = from_value(request.clone())?;
-            let mut v = Validator::new();
-            v.check(req.amount > 0, "amount", "must be greater than zero");
-            v.check(
-                req.amount <= MAX_CREDIT,
-                "amount",
-                format!("must be at most {MAX_CREDIT}"),
-            );
-            if let Some(reference) = &req.reference {
-                v.optional_text("reference", reference, 200);
-            }
-            v.finish()?;
-            store::credit(
-                &state,
-                &auth.tenant_id,
-                &id,
-                req.amount,
-                req.reference.as_deref().map(str::trim),
-                claim,
-            )
-            .await
-        },
-    )
-    .await
+    state
+        .idempotency
+        .once(
+            &auth.tenant_id,
+            &route,
+            key,
+            &request,
+            StatusCode::CREATED,
+            |claim| async {
+                let req: CreditRequest = from_value(request.clone())?;
+                let mut v = Validator::new();
+                v.check(req.amount > 0, "amount", "must be greater than zero");
+                v.check(
+                    req.amount <= MAX_CREDIT,
+                    "amount",
+                    format!("must be at most {MAX_CREDIT}"),
+                );
+                if let Some(reference) = &req.reference {
+                    v.optional_text("reference", reference, 200);
+                }
+                v.finish()?;
+                store::credit(
+                    &state,
+                    &auth.tenant_id,
+                    &id,
+                    req.amount,
+                    req.reference.as_deref().map(str::trim),
+                    claim,
+                )
+                .await
+            },
+        )
+        .await
 }
 
 /// The wallet's ledger, newest first.

@@ -1,17 +1,16 @@
 //! Wallet SQL.
 
-use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 use sqlx::FromRow;
 
-use crate::app::AppState;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
+use crate::platform::state::AppState;
+use crate::platform::tenant::TenantId;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct WalletTransaction {
@@ -38,7 +37,7 @@ pub const TRANSACTION_FIELDS: &[&str] = &[
     "created_at",
 ];
 
-pub async fn balance<'c, E>(ex: E, tenant_id: &str, customer_id: &str) -> ApiResult<i64>
+pub async fn balance<'c, E>(ex: E, tenant_id: &TenantId, customer_id: &str) -> ApiResult<i64>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -74,7 +73,7 @@ impl Applied {
 /// that would overflow.
 async fn add(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     amount: i64,
     now: i64,
@@ -114,7 +113,11 @@ struct Entry<'a> {
     order_id: Option<&'a str>,
 }
 
-async fn write_entry(tx: &mut Tx, tenant_id: &str, e: Entry<'_>) -> ApiResult<WalletTransaction> {
+async fn write_entry(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    e: Entry<'_>,
+) -> ApiResult<WalletTransaction> {
     let Entry {
         customer_id,
         kind,
@@ -148,16 +151,24 @@ async fn write_entry(tx: &mut Tx, tenant_id: &str, e: Entry<'_>) -> ApiResult<Wa
     Ok(entry)
 }
 
+/// The answer to a credit, and the data of its `wallet.credited` event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Credited {
+    pub customer_id: String,
+    pub transaction: WalletTransaction,
+    pub balance: i64,
+}
+
 /// Credits a wallet in one transaction, remembering the response for the
 /// idempotency key when there is one.
 pub async fn credit(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     amount: i64,
     reference: Option<&str>,
     claim: Option<Claim>,
-) -> ApiResult<(StatusCode, serde_json::Value)> {
+) -> ApiResult<Credited> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let applied = add(&mut tx, tenant_id, customer_id, amount, now).await?;
@@ -175,27 +186,24 @@ pub async fn credit(
         },
     )
     .await?;
-    let body = json!({"transaction": entry, "balance": balance});
-    outbox::publish(
-        &mut tx,
-        tenant_id,
-        topic::WALLET_CREDITED,
-        &json!({"customer_id": customer_id, "transaction": entry, "balance": balance}),
-        now,
-    )
-    .await?;
+    let credited = Credited {
+        customer_id: customer_id.to_owned(),
+        transaction: entry,
+        balance,
+    };
+    outbox::publish(&mut tx, tenant_id, topic::WALLET_CREDITED, &credited, now).await?;
     if let Some(claim) = claim {
-        claim.record(&mut tx, StatusCode::CREATED, &body).await?;
+        claim.record(&mut tx, &credited).await?;
     }
     commit(tx).await?;
-    Ok((StatusCode::CREATED, body))
+    Ok(credited)
 }
 
 /// Debits a wallet for an order, inside the order's transaction: 409
 /// `insufficient_funds` (and nothing written) if the balance is short.
 pub async fn debit(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     amount: i64,
     order_id: &str,
@@ -217,7 +225,7 @@ pub async fn debit(
     .await?;
     let Some(row) = row else {
         return Err(ApiError::conflict(
-            "insufficient_funds",
+            ErrorCode::InsufficientFunds,
             format!("the customer's wallet holds less than the order total of {amount}"),
         ));
     };
@@ -242,7 +250,7 @@ pub async fn debit(
 /// Gives a wallet payment back, inside the cancellation's transaction.
 pub async fn refund(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     amount: i64,
     order_id: &str,
@@ -271,7 +279,7 @@ pub async fn refund(
 
 pub async fn transactions(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     customer_id: &str,
     page: &Page,
 ) -> ApiResult<(Vec<WalletTransaction>, Option<String>)> {

@@ -1,23 +1,138 @@
 //! `ApiError`: the one error type at the HTTP edge, rendered as
-//! `application/problem+json` with a stable `code` (see API.md, Errors).
+//! `application/problem+json` with a stable `code` (docs/api.md, Errors).
+//!
+//! Modules return their own error enums and map them into `ApiError` here at
+//! the edge; the status of an answer follows from its [`ErrorCode`], so a
+//! code can never travel with the wrong status.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use crate::platform::validation::{FieldError, Invalid};
 
-/// One invalid field of a request, as `{field, message}`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
+/// Every `code` an error answer can carry; the strings are the API's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownField,
+    Unauthorized,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    EmailTaken,
+    DuplicateSku,
+    OutOfStock,
+    InsufficientFunds,
+    InvalidTransition,
+    Expired,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    MarginTooLow,
+    IdempotencyKeyReused,
+    RateLimited,
+    Internal,
+    Unavailable,
 }
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 21] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownField,
+        ErrorCode::Unauthorized,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::EmailTaken,
+        ErrorCode::DuplicateSku,
+        ErrorCode::OutOfStock,
+        ErrorCode::InsufficientFunds,
+        ErrorCode::InvalidTransition,
+        ErrorCode::Expired,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::ValidationFailed,
+        ErrorCode::MarginTooLow,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The `code` string of the answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownField => "unknown_field",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::DuplicateSku => "duplicate_sku",
+            ErrorCode::OutOfStock => "out_of_stock",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::Expired => "expired",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::MarginTooLow => "margin_too_low",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status every answer with this code has.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::UnknownField => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::EmailTaken
+            | ErrorCode::DuplicateSku
+            | ErrorCode::OutOfStock
+            | ErrorCode::InsufficientFunds
+            | ErrorCode::InvalidTransition => StatusCode::CONFLICT,
+            ErrorCode::Expired => StatusCode::GONE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::ValidationFailed
+            | ErrorCode::MarginTooLow
+            | ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
     /// Seconds, for 429 answers.
@@ -40,9 +155,9 @@ pub struct Problem {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: code.status(),
             code,
             detail: detail.into(),
             errors: Vec::new(),
@@ -51,34 +166,34 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+        Self::new(ErrorCode::BadRequest, detail)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        Self::new(ErrorCode::Unauthorized, detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        Self::new(ErrorCode::Forbidden, detail)
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+        Self::new(ErrorCode::NotFound, detail)
     }
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, detail)
+    /// A 409; `code` must be one of the conflict codes.
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), StatusCode::CONFLICT);
+        Self::new(code, detail)
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+        Self::new(ErrorCode::Unavailable, detail)
     }
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "an unexpected error occurred; it has been logged",
         )
     }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!("too many requests; retry in {retry_after_secs} s"),
         );
         e.retry_after = Some(retry_after_secs.max(1));
@@ -92,11 +207,7 @@ impl ApiError {
         };
         ApiError {
             errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
+            ..Self::new(ErrorCode::ValidationFailed, detail)
         }
     }
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -104,6 +215,12 @@ impl ApiError {
             field: field.into(),
             message: message.into(),
         }])
+    }
+    /// Overrides the status its code implies: only for answers relayed from
+    /// the framework (an unusual 4xx), which keep their own status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
     }
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
@@ -115,7 +232,7 @@ impl ApiError {
             kind: "about:blank",
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
-            code: self.code.to_owned(),
+            code: self.code.as_str().to_owned(),
             detail: self.detail.clone(),
             errors: self.errors.clone(),
         }
@@ -163,67 +280,8 @@ fn is_transient(code: Option<&str>) -> bool {
     )
 }
 
-/// Collects field errors; turns into a 422 if any were found.
-#[derive(Default, Debug)]
-pub struct Validator {
-    errors: Vec<FieldError>,
-}
-
-impl Validator {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-    pub fn check(&mut self, ok: bool, field: impl Into<String>, message: impl Into<String>) {
-        if !ok {
-            self.error(field, message);
-        }
-    }
-    /// A required single-line text: trimmed non-empty, at most `max`
-    /// characters, no control characters.
-    pub fn text(&mut self, field: &str, value: &str, max: usize) {
-        if value.trim().is_empty() {
-            self.error(field, "must not be empty");
-        } else {
-            self.optional_text(field, value, max);
-        }
-    }
-    /// Optional text: at most `max` characters, no control characters except
-    /// tab and newlines (for notes).
-    pub fn optional_text(&mut self, field: &str, value: &str, max: usize) {
-        if value.chars().count() > max {
-            self.error(field, format!("must be at most {max} characters"));
-        } else if value
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            self.error(field, "must not contain control characters");
-        }
-    }
-    /// An e-mail address: `local@domain.tld`, at most 254 characters, no
-    /// whitespace or control characters.
-    pub fn email(&mut self, field: &str, email: &str) {
-        let valid = email.len() <= 254
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-            && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !domain.contains('@')
-            });
-        self.check(valid, field, "must be an e-mail address");
-    }
-    pub fn finish(self) -> ApiResult<()> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(self.errors))
-        }
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::validation(invalid.0)
     }
 }

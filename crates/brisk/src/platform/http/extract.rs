@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ErrorCode, FieldError};
 
 /// The largest request body Brisk reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -58,8 +58,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ActionJso
 
 fn payload_too_large() -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
     )
 }
@@ -84,8 +83,7 @@ async fn read_body<S: Send + Sync>(
     let is_json = content_type.as_deref().is_some_and(is_json_content_type);
     let not_json = || {
         ApiError::new(
-            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the request body must be JSON (Content-Type: application/json)",
         )
     };

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, ApiResult, FieldError};
+use super::error::{ApiError, ApiResult, ErrorCode, FieldError};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
@@ -172,12 +172,7 @@ impl Fields {
         }
         if !unknown.is_empty() {
             let detail = format!("fields names unknown fields; known: {}", known.join(", "));
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "unknown_field",
-                detail,
-            )
-            .with_errors(unknown));
+            return Err(ApiError::new(ErrorCode::UnknownField, detail).with_errors(unknown));
         }
         Ok(Fields(Some(names)))
     }

@@ -1,5 +1,6 @@
 //! Unit tests of `list`.
 use super::*;
+use crate::platform::http::error::ErrorCode;
 
 #[test]
 fn cursor_round_trips_and_garbage_is_a_400() {
@@ -10,7 +11,7 @@ fn cursor_round_trips_and_garbage_is_a_400() {
     assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
     assert_eq!(
         Cursor::decode("!!!").err().map(|e| e.code),
-        Some("bad_request")
+        Some(ErrorCode::BadRequest)
     );
     assert_eq!(
         Cursor::decode("aGVsbG8").err().map(|e| e.status.as_u16()),

@@ -19,7 +19,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::timeout::TimeoutLayer;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::MAX_BODY_BYTES;
 use crate::platform::db::{SqlLog, counting_statements};
 
@@ -167,27 +167,30 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         };
         return match status {
             s if s.is_server_error() => ApiError::internal(),
-            s => ApiError::new(s, "bad_request", detail),
+            // A framework rejection keeps its own 4xx status.
+            s => ApiError::new(ErrorCode::BadRequest, detail).with_status(s),
         }
         .into_response();
     }
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not take that method",
         ),
         StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
         ),
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
             ApiError::unavailable("the request took too long")
         }
         s if s.is_server_error() => ApiError::internal(),
-        s => ApiError::new(s, "bad_request", s.canonical_reason().unwrap_or("error")),
+        s => ApiError::new(
+            ErrorCode::BadRequest,
+            s.canonical_reason().unwrap_or("error"),
+        )
+        .with_status(s),
     };
     let mut out = error.into_response();
     // Keep headers such as Allow on a 405.

@@ -3,10 +3,8 @@
 //! with sequential scans disabled (PostgreSQL) on a seeded database, for
 //! every statement the real endpoints ran.
 
-mod common;
-
+use crate::common::*;
 use brisk::platform::db::{Backend, CapturedStatement, SqlLog};
-use common::*;
 use serde_json::json;
 use sqlx::{Executor, Row};
 

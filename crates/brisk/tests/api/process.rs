@@ -1,13 +1,11 @@
 //! The `brisk` binary as an operator runs it: help, configuration
 //! precedence, migrations, JSON request logs and graceful shutdown.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brisk");

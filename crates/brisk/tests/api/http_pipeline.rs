@@ -1,10 +1,8 @@
 //! The request pipeline every route gets, through the real server.
 
-mod common;
-
 use std::io::Read;
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

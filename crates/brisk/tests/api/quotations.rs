@@ -1,9 +1,7 @@
 //! Quotations: pricing, explicit prices and minimum margins, the lifecycle,
 //! expiry, conversion into an order, numbering under concurrency.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Setup {

@@ -1,8 +1,6 @@
 //! Catalog: categories, products, variants, images — through the real server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn shirt(sku_prefix: &str) -> Value {

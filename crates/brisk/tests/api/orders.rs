@@ -1,9 +1,7 @@
 //! Orders: placement (all or nothing), idempotency, lifecycle, reads and
 //! the concurrency races of issue 4 — through the real server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Shop {
@@ -1011,8 +1009,11 @@ async fn a_request_abandoned_by_the_timeout_frees_its_idempotency_key() {
             row.0
         }
     };
+    // Generous: a dropped transaction's rollback (which frees the row lock
+    // the release waits on) may lag on a loaded machine. A stale claim is
+    // only ever taken over, never deleted, so only a release empties this.
     let mut in_flight = -1;
-    for _ in 0..250 {
+    for _ in 0..1500 {
         in_flight = scalar(
             "SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE 'slow-%' AND status IS NULL",
         )
@@ -1119,7 +1120,7 @@ async fn keys_past_their_retention_are_forgotten_and_run_again() {
     ))
     .await;
     let state = &s.server.as_ref().unwrap().state;
-    let forgotten = brisk::platform::idempotency::forget_expired(state)
+    let forgotten = brisk::platform::idempotency::forget_expired(&state.db)
         .await
         .unwrap();
     assert_eq!(forgotten, 2);

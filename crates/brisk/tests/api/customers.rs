@@ -1,9 +1,8 @@
 //! Customers (CRM) through the real HTTP server.
 
-mod common;
-
+use crate::common::*;
 use brisk::platform::db::{Backend, SqlLog, counting_statements, sql};
-use common::*;
+use brisk::platform::tenant::TenantId;
 use serde_json::{Value, json};
 
 const CUSTOMERS: &str = "/api/v1/customers";
@@ -128,21 +127,24 @@ async fn the_public_lookup_gives_pricing_a_customers_status_and_discount() {
     .await;
     let id = c["id"].as_str().unwrap();
     let db = &s.server.as_ref().unwrap().state.db;
-    let found = brisk::modules::crm::customer_discount(db.writer(), &owner.tenant_id, id)
-        .await
-        .unwrap()
-        .expect("found");
+    let found =
+        brisk::modules::crm::customer_discount(db.writer(), &TenantId::new(&owner.tenant_id), id)
+            .await
+            .unwrap()
+            .expect("found");
     assert_eq!(found.id, id);
     assert_eq!(found.status, "inactive");
     assert_eq!(found.discount_bp, 700);
-    let elsewhere = brisk::modules::crm::customer_discount(db.writer(), &other.tenant_id, id)
-        .await
-        .unwrap();
+    let elsewhere =
+        brisk::modules::crm::customer_discount(db.writer(), &TenantId::new(&other.tenant_id), id)
+            .await
+            .unwrap();
     assert_eq!(elsewhere, None, "another tenant cannot see it");
     assert_eq!(s.delete(&customer_path(id), &owner.token).await.status, 204);
-    let gone = brisk::modules::crm::customer_discount(db.writer(), &owner.tenant_id, id)
-        .await
-        .unwrap();
+    let gone =
+        brisk::modules::crm::customer_discount(db.writer(), &TenantId::new(&owner.tenant_id), id)
+            .await
+            .unwrap();
     assert_eq!(gone, None, "a deleted customer is not found");
 }
 
@@ -1014,7 +1016,8 @@ async fn list_and_lookup_queries_use_indexes_instead_of_scanning_tables() {
         200
     );
     let db = &s.server.as_ref().unwrap().state.db;
-    let lookup = brisk::modules::crm::customer_discount(db.writer(), &owner.tenant_id, &ids[0]);
+    let tenant = TenantId::new(&owner.tenant_id);
+    let lookup = brisk::modules::crm::customer_discount(db.writer(), &tenant, &ids[0]);
     let (found, _) = counting_statements(lookup, Some(log.clone())).await;
     assert!(found.unwrap().is_some());
     assert_no_table_scans(&s, &log).await;

@@ -4,9 +4,7 @@
 //! `stock_after`, `number`) even when transactions wait for each other's
 //! locks — through the real server, on both backends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Every page of a list, newest first.

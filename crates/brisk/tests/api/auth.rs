@@ -1,8 +1,6 @@
 //! Tenancy, users and auth through the real HTTP server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! Inventory: stock adjustments, movements and low-stock lists.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn product(

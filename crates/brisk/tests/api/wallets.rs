@@ -1,8 +1,6 @@
 //! Wallets: balances, credits (idempotent), the ledger and its invariants.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn customer(s: &TestServer, token: &str) -> String {

@@ -1,9 +1,7 @@
 //! Pricing through the real server: the rules of API.md, bounded statements
 //! and bad carts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Catalog {

@@ -1,0 +1,43 @@
+//! [`AppState`]: the shared pieces a request handler can reach, assembled
+//! once by `app` from the configuration. It lives in `platform` so that
+//! business modules can take it without depending on `app`; the platform
+//! pieces themselves (auth, idempotency, the database) never take it, only
+//! the parts they need.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::platform::auth::{Passwords, TokenKeys};
+use crate::platform::config::Config;
+use crate::platform::db::Db;
+use crate::platform::idempotency::IdempotencyKeys;
+use crate::platform::ratelimit::Limits;
+use crate::platform::tenant::TenantId;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub passwords: Passwords,
+    pub limits: Limits,
+    pub idempotency: IdempotencyKeys,
+    pub metrics: Option<PrometheusHandle>,
+    pub config: Arc<Config>,
+    /// Tenant currencies: immutable once a tenant exists, so safe to keep.
+    pub currencies: moka::sync::Cache<TenantId, String>,
+}
+
+impl FromRef<AppState> for TokenKeys {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+impl FromRef<AppState> for Limits {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
+    }
+}

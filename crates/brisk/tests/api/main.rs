@@ -1,0 +1,19 @@
+//! Brisk's black-box tests: one binary (one link instead of one per area),
+//! one module per area of the API. Each test starts the real server on a
+//! random loopback port against a fresh database and talks HTTP to it; the
+//! backend is chosen with `BRISK_TEST_BACKEND` (see `common`).
+
+mod auth;
+mod catalog;
+mod common;
+mod customers;
+mod http_pipeline;
+mod inventory;
+mod ledgers;
+mod ops;
+mod orders;
+mod pricing;
+mod process;
+mod query_plans;
+mod quotations;
+mod wallets;
