@@ -26,6 +26,8 @@ use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor, FromRow};
 
+use crate::platform::tenant::TenantId;
+
 /// What the pools are opened with (from the server's configuration).
 #[derive(Debug, Clone)]
 pub struct DbSettings {
@@ -296,6 +298,18 @@ impl From<&str> for Arg {
         Arg::Text(v.to_owned())
     }
 }
+impl From<&TenantId> for Arg {
+    fn from(id: &TenantId) -> Self {
+        Arg::Text(id.as_str().to_owned())
+    }
+}
+
+impl From<TenantId> for Arg {
+    fn from(id: TenantId) -> Self {
+        Arg::Text(id.as_str().to_owned())
+    }
+}
+
 impl From<Option<i64>> for Arg {
     fn from(v: Option<i64>) -> Self {
         v.map_or(Arg::NullInt, Arg::Int)
@@ -604,7 +618,7 @@ impl SqlBuilder {
     pub fn after_cursor(
         &mut self,
         prefix: &str,
-        after: Option<&crate::platform::http::list::Cursor>,
+        after: Option<&crate::platform::keyset::Cursor>,
     ) -> &mut Self {
         if let Some(c) = after {
             self.push(&format!(" AND ({prefix}created_at, {prefix}id) < ("));
@@ -656,7 +670,7 @@ impl SqlBuilder {
 /// disagree. Call it late, to hold the lock briefly.
 pub async fn next_number(
     tx: &mut Tx,
-    tenant_id: &crate::platform::tenant::TenantId,
+    tenant_id: &TenantId,
     sequence: &str,
     now: i64,
 ) -> Result<(i64, i64), sqlx::Error> {

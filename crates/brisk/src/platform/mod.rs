@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod idempotency;
+pub mod keyset;
 pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;

@@ -51,15 +51,3 @@ impl<'r> Decode<'r, Any> for TenantId {
         <String as Decode<'r, Any>>::decode(value).map(TenantId)
     }
 }
-
-impl From<&TenantId> for crate::platform::db::Arg {
-    fn from(id: &TenantId) -> Self {
-        crate::platform::db::Arg::Text(id.0.clone())
-    }
-}
-
-impl From<TenantId> for crate::platform::db::Arg {
-    fn from(id: TenantId) -> Self {
-        crate::platform::db::Arg::Text(id.0)
-    }
-}

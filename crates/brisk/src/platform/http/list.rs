@@ -13,15 +13,9 @@ use super::error::{ApiError, ApiResult, ErrorCode, FieldError};
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
-/// Where a page starts: just after this `(created_at, id)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    #[serde(rename = "t")]
-    pub created_at: i64,
-    #[serde(rename = "i")]
-    pub id: String,
-}
+pub use crate::platform::keyset::Cursor;
 
+/// How a cursor travels: base64url of its compact JSON.
 impl Cursor {
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
