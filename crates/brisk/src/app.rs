@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,11 +19,14 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::modules;
 use crate::platform::auth::{Passwords, TokenKeys, random_secret};
+use crate::platform::clock::now_micros;
 use crate::platform::config::Config;
 use crate::platform::db::{self, ConnectError, Db};
+use crate::platform::dispatch::{self, Dispatcher};
 use crate::platform::http::error::{ApiError, ErrorCode};
 use crate::platform::http::pipeline::{self, PipelineOptions};
 use crate::platform::idempotency::{self, IdempotencyKeys};
+use crate::platform::jobs::{self, JobRunner, RunnerSettings};
 use crate::platform::ratelimit::Limits;
 pub use crate::platform::state::AppState;
 
@@ -72,6 +75,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         metrics: crate::platform::metrics::install(),
         config: Arc::new(config),
         currencies: moka::sync::Cache::new(100_000),
+        jobs_wake: Arc::new(Notify::new()),
     })
 }
 
@@ -164,6 +168,19 @@ impl Background {
         });
     }
 
+    /// Runs a long-lived task that watches the stop signal itself.
+    pub fn spawn<F, Fut>(&mut self, name: &'static str, task: F)
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let fut = task(self.stop.subscribe());
+        self.tasks.spawn(async move {
+            fut.await;
+            tracing::debug!(task = name, "background task stopped");
+        });
+    }
+
     /// How many tasks are still running.
     pub fn running(&self) -> usize {
         self.tasks.len()
@@ -249,10 +266,87 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
+/// The workers that follow committed facts: the outbox dispatcher, the job
+/// runner and (on PostgreSQL) the listener for other nodes' commits; or,
+/// on a node with `BRISK_WORKERS=0`, only the announcer that wakes the
+/// nodes that do dispatch.
+fn spawn_workers(state: &AppState, background: &mut Background, workers: usize) {
+    let config = &state.config;
+    let poll = Duration::from_millis(config.worker_poll_ms.max(10));
+    if workers == 0 {
+        if state.db.backend() == db::Backend::Postgres {
+            let db = state.db.clone();
+            background.spawn("outbox announcer", move |stop| {
+                dispatch::announce_postgres(db, stop)
+            });
+        }
+        return;
+    }
+    let outbox_wake = Arc::new(Notify::new());
+    let jobs_wake = state.jobs_wake.clone();
+    let dispatcher = Dispatcher::new(
+        state.db.clone(),
+        modules::consumers(state),
+        poll,
+        jobs_wake.clone(),
+    );
+    let runner = JobRunner::new(
+        state.db.clone(),
+        modules::job_handlers(state),
+        RunnerSettings {
+            workers,
+            retry_base: Duration::from_millis(config.retry_base_ms),
+            lease: Duration::from_millis(config.job_lease_ms.max(1)),
+            idle_poll: poll,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+        },
+    );
+    {
+        let wake = outbox_wake.clone();
+        background.spawn("outbox dispatcher", move |stop| dispatcher.run(stop, wake));
+    }
+    {
+        let wake = jobs_wake.clone();
+        background.spawn("job runner", move |stop| runner.run(stop, wake));
+    }
+    if state.db.backend() == db::Backend::Postgres {
+        let url = config.database_url.clone();
+        background.spawn("commit listener", move |stop| {
+            dispatch::listen_postgres(url, outbox_wake, jobs_wake, stop)
+        });
+    }
+}
+
+/// Deletes dispatched events and done jobs older than their retention.
+async fn prune(db: &Db) {
+    let cutoff = now_micros() - i64::try_from(dispatch::RETENTION.as_micros()).unwrap_or(i64::MAX);
+    match dispatch::prune_dispatched(db, cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "dispatched events past retention removed"),
+        Err(e) => tracing::warn!(error = %e, "could not remove dispatched events"),
+    }
+    match jobs::prune_done(db, cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "done jobs past retention removed"),
+        Err(e) => tracing::warn!(error = %e, "could not remove done jobs"),
+    }
+}
+
 /// The housekeeping of one node: rate-limit maps every minute, expired
-/// idempotency keys hourly (and once at start).
+/// idempotency keys, dispatched events and done jobs hourly (and once at
+/// start).
 fn spawn_background(state: &AppState) -> Background {
     let mut background = Background::new();
+    spawn_workers(state, &mut background, state.config.workers);
+    let pruned = state.db.clone();
+    background.every(
+        "outbox and job pruning",
+        Duration::from_secs(3600),
+        move || {
+            let db = pruned.clone();
+            async move { prune(&db).await }
+        },
+    );
     let limits = state.limits.clone();
     background.every(
         "rate-limit housekeeping",
@@ -292,6 +386,39 @@ fn log_settings(state: &AppState, addr: SocketAddr) {
         request_timeout_ms = c.request_timeout_ms,
         "brisk listening"
     );
+}
+
+/// `brisk worker`: the dispatcher and job runners only (at least one
+/// worker), until `signal` resolves; then they finish or hand back what
+/// they hold.
+pub async fn work_until(
+    config: Config,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let workers = config.workers.max(1);
+    let state = build_state(config).await?;
+    tracing::info!(
+        workers,
+        backend = state.db.backend().name(),
+        "brisk worker running"
+    );
+    let mut background = Background::new();
+    spawn_workers(&state, &mut background, workers);
+    let pruned = state.db.clone();
+    background.every(
+        "outbox and job pruning",
+        Duration::from_secs(3600),
+        move || {
+            let db = pruned.clone();
+            async move { prune(&db).await }
+        },
+    );
+    signal.await;
+    tracing::info!("stopping: finishing or handing back running jobs");
+    background.stop().await;
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Serves until `signal` resolves, then shuts down gracefully.

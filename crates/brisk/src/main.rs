@@ -1,4 +1,4 @@
-//! The `brisk` command: `serve` and `migrate`.
+//! The `brisk` command: `serve`, `worker` and `migrate`.
 
 use std::process::ExitCode;
 
@@ -27,6 +27,12 @@ enum Command {
         /// Create a demo tenant if it does not exist yet and print its login.
         #[arg(long)]
         demo: bool,
+    },
+    /// Run only the background workers (outbox dispatch, jobs, webhook
+    /// deliveries) against the database, until SIGTERM/SIGINT.
+    Worker {
+        #[command(flatten)]
+        config: Config,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -96,6 +102,17 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = %err, "brisk stopped with an error");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Worker { config } => {
+            let stop = shutdown_signal();
+            init_logging(&config.log);
+            match app::work_until(config, stop).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "brisk worker stopped with an error");
                     ExitCode::FAILURE
                 }
             }

@@ -11,7 +11,23 @@ pub mod quotes;
 pub mod tenancy;
 pub mod wallet;
 
+use std::sync::Arc;
+
 use crate::platform::db::{self, Db};
+use crate::platform::dispatch::Consumer;
+use crate::platform::jobs::JobHandler;
+use crate::platform::state::AppState;
+
+/// Everything that follows committed events, in the order it is handed
+/// each batch.
+pub fn consumers(_state: &AppState) -> Vec<Arc<dyn Consumer>> {
+    Vec::new()
+}
+
+/// The handler of every job type.
+pub fn job_handlers(_state: &AppState) -> Vec<Arc<dyn JobHandler>> {
+    Vec::new()
+}
 
 /// Data fixes that need Rust and run once, right after the schema
 /// migrations: today, folding the search text of rows older than the

@@ -78,6 +78,51 @@ pub struct Config {
     #[arg(long, env = "BRISK_STATEMENT_COUNT_HEADER", default_value_t = false)]
     pub statement_count_header: bool,
 
+    /// Background workers of `brisk serve`: jobs run at once, and whether
+    /// this node dispatches the outbox at all (0 = none; run `brisk worker`
+    /// elsewhere).
+    #[arg(long, env = "BRISK_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Outgoing e-mail: `smtp://host:port` (plain, for a local relay) or
+    /// `smtps://user:pass@host:465`. Unset: no e-mail is sent or queued.
+    #[arg(long, env = "BRISK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The From address of outgoing e-mail.
+    #[arg(
+        long,
+        env = "BRISK_SMTP_FROM",
+        default_value = "Brisk <brisk@localhost>"
+    )]
+    pub smtp_from: String,
+
+    /// First retry delay of jobs and webhook deliveries, in milliseconds;
+    /// later ones scale from it (×4, ×20, ×120, ×720).
+    #[arg(long, env = "BRISK_RETRY_BASE_MS", default_value_t = 30000)]
+    pub retry_base_ms: u64,
+
+    /// How long a webhook's circuit stays open after 5 failures in a row,
+    /// in milliseconds; doubles while it keeps failing, at most an hour.
+    #[arg(long, env = "BRISK_CIRCUIT_COOLDOWN_MS", default_value_t = 60000)]
+    pub circuit_cooldown_ms: u64,
+
+    /// Allow webhook URLs on loopback, private, link-local and metadata
+    /// addresses (for a receiver on the same network; never on the open
+    /// internet).
+    #[arg(long, env = "BRISK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
+    /// How long a claimed job is its worker's before another worker may run
+    /// it (a worker that died), in milliseconds.
+    #[arg(long, env = "BRISK_JOB_LEASE_MS", default_value_t = 60000)]
+    pub job_lease_ms: u64,
+
+    /// The slowest the outbox and the job queue are looked at when nothing
+    /// wakes the workers, in milliseconds.
+    #[arg(long, env = "BRISK_WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+
     /// Tests only: record every SQL statement (to check query plans).
     #[arg(skip)]
     pub sql_log: Option<crate::platform::db::SqlLog>,

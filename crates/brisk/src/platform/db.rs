@@ -403,11 +403,25 @@ fn capture(text: &str, args: &[Arg]) {
     });
 }
 
+/// Fired after every commit through [`commit`] in this process: a wake-up
+/// hint for the outbox dispatcher and the job runners, which re-read the
+/// database when it fires (and poll slowly without it). Never a guarantee:
+/// correctness does not depend on it, only latency.
+static COMMITTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// See [`COMMITTED`].
+pub fn committed() -> &'static tokio::sync::Notify {
+    &COMMITTED
+}
+
 /// Commits a transaction, counting the COMMIT like any statement.
 pub async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
     let start = Instant::now();
     let r = tx.commit().await;
     count_statement("commit", start.elapsed());
+    if r.is_ok() {
+        COMMITTED.notify_waiters();
+    }
     r
 }
 

@@ -28,6 +28,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Tenant currencies: immutable once a tenant exists, so safe to keep.
     pub currencies: moka::sync::Cache<TenantId, String>,
+    /// Wakes this node's job runner (after jobs were enqueued or retried).
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 impl FromRef<AppState> for TokenKeys {

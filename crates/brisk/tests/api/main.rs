@@ -3,6 +3,7 @@
 //! random loopback port against a fresh database and talks HTTP to it; the
 //! backend is chosen with `BRISK_TEST_BACKEND` (see `common`).
 
+mod architecture;
 mod auth;
 mod catalog;
 mod common;
