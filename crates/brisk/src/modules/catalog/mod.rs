@@ -15,6 +15,6 @@ mod model;
 mod routes;
 mod store;
 
-pub use model::{MAX_STOCK, Variant, VariantRow, parse_tiers};
+pub use model::{Tier, Variant, VariantRow, parse_tiers};
 pub use routes::router;
 pub use store::{VariantForSale, backfill_search, variants_for_sale};

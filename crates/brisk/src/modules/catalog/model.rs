@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::FromRow;
 
-use crate::modules::pricing::engine::Tier;
+use crate::modules::inventory::MAX_STOCK;
 use crate::platform::clock;
 use crate::platform::validation::Validator;
 
@@ -15,13 +15,19 @@ pub const MAX_OPTIONS: usize = 10;
 pub const MAX_OPTION_VALUES: usize = 100;
 pub const MAX_IMAGES: usize = 50;
 pub const MAX_TIERS: usize = 20;
-/// The most a variant may hold: far beyond any warehouse, and small enough
-/// that sums over a product's variants can never overflow.
-pub const MAX_STOCK: i64 = 1_000_000_000_000;
 const NAME_CHARS: usize = 200;
 const SKU_CHARS: usize = 64;
 const DESCRIPTION_CHARS: usize = 10_000;
 const URL_CHARS: usize = 2048;
+
+/// A quantity price break of a variant: from `min_quantity` units on, the
+/// unit price is `price`. Stored with the variant (its `tiers` column);
+/// which tier applies to a quantity is pricing's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tier {
+    pub min_quantity: i64,
+    pub price: i64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductOption {

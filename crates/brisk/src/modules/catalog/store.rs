@@ -8,7 +8,6 @@ use sqlx::{Any, Executor, FromRow};
 
 use super::model::*;
 use crate::modules::inventory;
-use crate::modules::pricing::engine::Tier;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
 use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, Invalid};

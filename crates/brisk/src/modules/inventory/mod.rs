@@ -11,4 +11,4 @@ mod routes;
 mod store;
 
 pub use routes::router;
-pub use store::{Movement, lock_variants, record_movements, return_stock, take_stock};
+pub use store::{MAX_STOCK, Movement, lock_variants, record_movements, return_stock, take_stock};

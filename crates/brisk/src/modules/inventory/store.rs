@@ -3,13 +3,16 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::modules::catalog::MAX_STOCK;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
 use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
+
+/// The most a variant may hold: far beyond any warehouse, and small enough
+/// that sums over a product's variants can never overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000_000;
 
 /// A stock change to record.
 #[derive(Debug, Clone)]
