@@ -11,10 +11,13 @@
 //! products are kept (orders refer to their variants) but vanish from every
 //! read.
 
+mod categories;
 mod model;
+mod products;
 mod routes;
-mod store;
+mod variants;
 
 pub use model::{Tier, Variant, VariantRow, parse_tiers};
+pub use products::backfill_search;
 pub use routes::router;
-pub use store::{VariantForSale, backfill_search, variants_for_sale};
+pub use variants::{VariantForSale, variants_for_sale};
