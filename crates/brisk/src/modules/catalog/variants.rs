@@ -109,7 +109,13 @@ pub(super) async fn insert_variants(
     let initial: Vec<inventory::Movement> = shown
         .iter()
         .filter(|v| v.stock > 0)
-        .map(|v| inventory::Movement::new(&v.id, v.stock, "initial", (v.stock, now), None))
+        .map(|v| {
+            let applied = inventory::Applied {
+                stock: v.stock,
+                at: now,
+            };
+            inventory::Movement::new(&v.id, v.stock, "initial", applied, None)
+        })
         .collect();
     inventory::record_movements(tx, tenant_id, &initial).await?;
     Ok(shown)
