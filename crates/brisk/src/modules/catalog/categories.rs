@@ -1,18 +1,19 @@
 //! Categories: a tenant's tree of product categories.
 
+use super::error::CatalogError;
 use super::model::*;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
+use crate::platform::validation::Invalid;
 
 pub async fn create_category(
     state: &AppState,
     tenant_id: &TenantId,
     new: NewCategory,
-) -> ApiResult<Category> {
+) -> Result<Category, CatalogError> {
     let category = Category {
         id: new_id(),
         name: new.name.trim().to_owned(),
@@ -31,7 +32,7 @@ pub async fn create_category(
     .execute(state.db.writer())
     .await?;
     if inserted == 0 {
-        return Err(ApiError::field("parent_id", "no such category"));
+        return Err(Invalid::field("parent_id", "no such category").into());
     }
     Ok(category)
 }
@@ -40,7 +41,7 @@ pub async fn list_categories(
     state: &AppState,
     tenant_id: &TenantId,
     page: &Page,
-) -> ApiResult<(Vec<Category>, Option<String>)> {
+) -> Result<(Vec<Category>, Option<String>), CatalogError> {
     let mut q = SqlBuilder::new(
         "SELECT id, name, parent_id, created_at FROM categories WHERE tenant_id = ",
     );
@@ -62,7 +63,7 @@ pub(super) async fn category_exists(
     tx: &mut Tx,
     tenant_id: &TenantId,
     category_id: &str,
-) -> ApiResult<bool> {
+) -> Result<bool, CatalogError> {
     Ok(
         sql("SELECT 1 FROM categories WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)

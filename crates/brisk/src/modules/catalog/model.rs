@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::FromRow;
 
+use super::error::CatalogError;
 use crate::modules::inventory::MAX_STOCK;
 use crate::platform::clock;
 use crate::platform::validation::Validator;
@@ -166,12 +168,13 @@ pub struct Variant {
     pub updated_at: i64,
 }
 
-impl From<VariantRow> for Variant {
-    fn from(r: VariantRow) -> Self {
-        Variant {
-            option_values: serde_json::from_str(&r.option_values)
-                .unwrap_or(Value::Object(Default::default())),
-            tiers: parse_tiers(&r.tiers),
+impl TryFrom<VariantRow> for Variant {
+    type Error = CatalogError;
+
+    fn try_from(r: VariantRow) -> Result<Self, CatalogError> {
+        Ok(Variant {
+            option_values: stored_json(&r.option_values, "variants", &r.id, "option_values")?,
+            tiers: stored_json(&r.tiers, "variants", &r.id, "tiers")?,
             id: r.id,
             product_id: r.product_id,
             sku: r.sku,
@@ -182,12 +185,25 @@ impl From<VariantRow> for Variant {
             active: r.active != 0,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
-pub fn parse_tiers(text: &str) -> Vec<Tier> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A JSON column of the row `id` of `table`, parsed. Text that does not
+/// parse is corrupt data, never read as a default: tiers read as none would
+/// sell at the list price, options read as none would refuse every option.
+pub fn stored_json<T: DeserializeOwned>(
+    text: &str,
+    table: &'static str,
+    id: &str,
+    column: &'static str,
+) -> Result<T, CatalogError> {
+    serde_json::from_str(text).map_err(|source| CatalogError::CorruptData {
+        table,
+        id: id.to_owned(),
+        column,
+        source,
+    })
 }
 
 /// A product as stored, with its variant aggregates.
@@ -295,8 +311,8 @@ impl ProductRow {
         }
     }
 
-    pub fn options(&self) -> Vec<ProductOption> {
-        serde_json::from_str(&self.options).unwrap_or_default()
+    pub fn options(&self) -> Result<Vec<ProductOption>, CatalogError> {
+        stored_json(&self.options, "products", &self.id, "options")
     }
 }
 

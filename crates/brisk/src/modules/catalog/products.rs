@@ -3,27 +3,24 @@
 //! statement (two with its variants), a product's detail three.
 
 use super::categories::category_exists;
+use super::error::CatalogError;
 use super::model::*;
-use super::variants::{insert_variants, variants_of_products};
+use super::variants::{insert_variants, new_variant, variants_of_products};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, sql, sql_owned};
-use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
+use crate::platform::validation::Invalid;
 use sqlx::{Any, Executor};
-
-pub(super) fn product_not_found() -> ApiError {
-    ApiError::not_found("no such product")
-}
 
 async fn insert_images(
     tx: &mut Tx,
     tenant_id: &TenantId,
     product_id: &str,
     images: &[NewImage],
-) -> ApiResult<Vec<Image>> {
+) -> Result<Vec<Image>, CatalogError> {
     if images.is_empty() {
         return Ok(Vec::new());
     }
@@ -66,7 +63,7 @@ pub async fn create_product(
     state: &AppState,
     tenant_id: &TenantId,
     new: NewProduct,
-) -> ApiResult<Product> {
+) -> Result<Product, CatalogError> {
     let now = now_micros();
     let id = new_id();
     let options: Vec<ProductOption> = new
@@ -82,7 +79,7 @@ pub async fn create_product(
     if let Some(category_id) = &new.category_id
         && !category_exists(&mut tx, tenant_id, category_id).await?
     {
-        return Err(ApiError::field("category_id", "no such category"));
+        return Err(Invalid::field("category_id", "no such category").into());
     }
     let active = new.active.unwrap_or(true);
     let min_margin_bp = new.min_margin_bp.unwrap_or(0);
@@ -101,7 +98,12 @@ pub async fn create_product(
     .bind(search::fold(new.name.trim()))
     .execute(&mut *tx)
     .await?;
-    let variants = insert_variants(&mut tx, tenant_id, &id, 0, &new.variants, now).await?;
+    let variants: Vec<Variant> = new
+        .variants
+        .iter()
+        .map(|v| new_variant(v, &id, now))
+        .collect();
+    insert_variants(&mut tx, tenant_id, &id, 0, &variants, now).await?;
     let images = insert_images(
         &mut tx,
         tenant_id,
@@ -188,7 +190,7 @@ pub async fn list_products(
     filter: &ProductFilter,
     page: &Page,
     with_variants: bool,
-) -> ApiResult<(Vec<Product>, Option<String>)> {
+) -> Result<(Vec<Product>, Option<String>), CatalogError> {
     let mut q = SqlBuilder::new(&format!(
         "SELECT {PRODUCT_COLUMNS}{PRODUCT_AGGREGATES} FROM products p WHERE p.tenant_id = "
     ));
@@ -239,7 +241,11 @@ pub async fn list_products(
     Ok((products, next))
 }
 
-async fn product_row<'c, E>(ex: E, tenant_id: &TenantId, id: &str) -> ApiResult<Option<ProductRow>>
+async fn product_row<'c, E>(
+    ex: E,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<Option<ProductRow>, CatalogError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -259,7 +265,7 @@ pub async fn product_detail(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Product> {
+) -> Result<Product, CatalogError> {
     product_detail_on(state.db.reader(), tenant_id, id).await
 }
 
@@ -268,10 +274,10 @@ async fn product_detail_on(
     db: &sqlx::AnyPool,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Product> {
+) -> Result<Product, CatalogError> {
     let row = product_row(db, tenant_id, id)
         .await?
-        .ok_or_else(product_not_found)?;
+        .ok_or(CatalogError::ProductNotFound)?;
     let variants = variants_of_products(db, tenant_id, &[id])
         .await?
         .remove(id)
@@ -290,7 +296,7 @@ async fn product_detail_on(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let options = row.options();
+    let options = row.options()?;
     let mut product = row.into_product();
     aggregate(&mut product, &variants);
     product.options = Some(options);
@@ -299,23 +305,40 @@ async fn product_detail_on(
     Ok(product)
 }
 
-/// 404 if the product is missing; else validates and applies the patch.
+/// Whether a live product exists, on the primary (it decides the answer to
+/// a write).
+pub async fn product_exists(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<bool, CatalogError> {
+    Ok(
+        sql("SELECT 1 FROM products WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(state.db.writer())
+            .await?
+            .is_some(),
+    )
+}
+
+/// Not found if the product is missing; else validates and applies the
+/// patch.
 pub async fn patch_product(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
-    patch: impl FnOnce() -> ApiResult<ProductPatch>,
-) -> ApiResult<Product> {
+    patch: ProductPatch,
+) -> Result<Product, CatalogError> {
     let mut tx = state.db.begin().await?;
     product_row(&mut *tx, tenant_id, id)
         .await?
-        .ok_or_else(product_not_found)?;
-    let patch = patch()?;
+        .ok_or(CatalogError::ProductNotFound)?;
     check_product_patch(&patch).finish()?;
     if let Some(Some(category_id)) = &patch.category_id
         && !category_exists(&mut tx, tenant_id, category_id).await?
     {
-        return Err(ApiError::field("category_id", "no such category"));
+        return Err(Invalid::field("category_id", "no such category").into());
     }
     let mut q = SqlBuilder::new("UPDATE products SET updated_at = ");
     q.bind(now_micros());
@@ -353,7 +376,11 @@ pub async fn patch_product(
     product_detail_on(state.db.writer(), tenant_id, id).await
 }
 
-pub async fn delete_product(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<()> {
+pub async fn delete_product(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<(), CatalogError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let deleted = sql("UPDATE products SET deleted_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
@@ -363,7 +390,7 @@ pub async fn delete_product(state: &AppState, tenant_id: &TenantId, id: &str) ->
         .execute(&mut *tx)
         .await?;
     if deleted == 0 {
-        return Err(product_not_found());
+        return Err(CatalogError::ProductNotFound);
     }
     // Its variants go with it, freeing their SKUs.
     sql("UPDATE variants SET deleted_at = $3 WHERE tenant_id = $1 AND product_id = $2")

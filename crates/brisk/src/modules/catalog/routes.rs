@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::CatalogError;
 use super::model::*;
 use super::products::ProductFilter;
 use super::{categories, products, variants};
@@ -19,6 +20,21 @@ use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
 use crate::platform::state::AppState;
+
+/// A body's refusal, unless what it addresses is missing: the 404 outranks
+/// it. `exists` runs only for a refused body, so a good request costs no
+/// extra statement (the store finds a missing target itself).
+async fn refusal_unless_missing<T>(
+    parsed: ApiResult<T>,
+    exists: impl Future<Output = Result<bool, CatalogError>>,
+    missing: CatalogError,
+) -> ApiResult<T> {
+    match parsed {
+        Ok(body) => Ok(body),
+        Err(refusal) if exists.await? => Err(refusal),
+        Err(_) => Err(missing.into()),
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -165,9 +181,14 @@ async fn patch_product(
     body: ApiJson<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Action::WriteCatalog)?;
-    products::patch_product(&state, &auth.tenant_id, &id, || body.parse())
-        .await
-        .map(Json)
+    let patch = refusal_unless_missing(
+        body.parse(),
+        products::product_exists(&state, &auth.tenant_id, &id),
+        CatalogError::ProductNotFound,
+    )
+    .await?;
+    let product = products::patch_product(&state, &auth.tenant_id, &id, patch).await?;
+    Ok(Json(product))
 }
 
 /// Delete a product: it disappears from every read; orders keep their lines.
@@ -193,7 +214,13 @@ async fn add_variant(
     body: ApiJson<NewVariant>,
 ) -> ApiResult<impl IntoResponse> {
     auth.require(Action::WriteCatalog)?;
-    let variant = variants::add_variant(&state, &auth.tenant_id, &id, || body.parse()).await?;
+    let new = refusal_unless_missing(
+        body.parse(),
+        products::product_exists(&state, &auth.tenant_id, &id),
+        CatalogError::ProductNotFound,
+    )
+    .await?;
+    let variant = variants::add_variant(&state, &auth.tenant_id, &id, new).await?;
     Ok((StatusCode::CREATED, Json(variant)))
 }
 
@@ -221,7 +248,12 @@ async fn patch_variant(
     body: ApiJson<VariantPatch>,
 ) -> ApiResult<Json<Variant>> {
     auth.require(Action::WriteCatalog)?;
-    variants::patch_variant(&state, &auth.tenant_id, &id, || body.parse())
-        .await
-        .map(Json)
+    let patch = refusal_unless_missing(
+        body.parse(),
+        variants::variant_exists(&state, &auth.tenant_id, &id),
+        CatalogError::VariantNotFound,
+    )
+    .await?;
+    let variant = variants::patch_variant(&state, &auth.tenant_id, &id, patch).await?;
+    Ok(Json(variant))
 }

@@ -3,69 +3,66 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, FromRow};
 
+use super::error::CatalogError;
 use super::model::*;
-use super::products::product_not_found;
 use crate::modules::inventory;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, Invalid};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
+use crate::platform::validation::{Invalid, Validator};
 
-fn duplicate_sku() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::DuplicateSku,
-        "a variant with this SKU already exists",
-    )
-}
-
-fn map_sku_conflict(e: sqlx::Error) -> ApiError {
+/// A write refused by the per-tenant unique SKU index is a duplicate SKU.
+fn map_sku_conflict(e: sqlx::Error) -> CatalogError {
     if is_unique_violation(&e) {
-        duplicate_sku()
+        CatalogError::DuplicateSku
     } else {
         e.into()
     }
 }
 
-fn variant_not_found() -> ApiError {
-    ApiError::not_found("no such variant")
+/// A new variant of `product_id` as it will be stored and shown, with the
+/// defaults of an omitted field.
+pub(super) fn new_variant(new: &NewVariant, product_id: &str, now: i64) -> Variant {
+    let option_values = new
+        .option_values
+        .iter()
+        .flatten()
+        .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
+        .collect();
+    Variant {
+        id: new_id(),
+        product_id: product_id.to_owned(),
+        sku: new.sku.trim().to_owned(),
+        price: new.price,
+        cost: new.cost.unwrap_or(0),
+        stock: new.stock.unwrap_or(0),
+        reorder_level: new.reorder_level.unwrap_or(5),
+        active: new.active.unwrap_or(true),
+        option_values: serde_json::Value::Object(option_values),
+        tiers: new.tiers.clone().unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    }
 }
 
-/// Inserts variants of one product in one statement; returns them as shown.
+/// Inserts new variants of one product in one statement, with the
+/// movements of their initial stock.
 pub(super) async fn insert_variants(
     tx: &mut Tx,
     tenant_id: &TenantId,
     product_id: &str,
     first_position: i64,
-    variants: &[NewVariant],
+    variants: &[Variant],
     now: i64,
-) -> ApiResult<Vec<Variant>> {
-    let mut shown = Vec::with_capacity(variants.len());
+) -> Result<(), CatalogError> {
     let mut q = SqlBuilder::new(
         "INSERT INTO variants (tenant_id, id, product_id, sku, price, cost, stock, reorder_level, active, \
          option_values, tiers, position, created_at, updated_at, last_movement_at) VALUES ",
     );
-    for (i, nv) in variants.iter().enumerate() {
-        let option_values = serde_json::to_value(nv.option_values.clone().unwrap_or_default())
-            .unwrap_or_else(|_| serde_json::json!({}));
-        let tiers: Vec<Tier> = nv.tiers.clone().unwrap_or_default();
-        let v = Variant {
-            id: new_id(),
-            product_id: product_id.to_owned(),
-            sku: nv.sku.trim().to_owned(),
-            price: nv.price,
-            cost: nv.cost.unwrap_or(0),
-            stock: nv.stock.unwrap_or(0),
-            reorder_level: nv.reorder_level.unwrap_or(5),
-            active: nv.active.unwrap_or(true),
-            option_values,
-            tiers,
-            created_at: now,
-            updated_at: now,
-        };
+    for (i, v) in variants.iter().enumerate() {
         if i > 0 {
             q.push(", ");
         }
@@ -90,7 +87,7 @@ pub(super) async fn insert_variants(
             .push(", ")
             .bind(v.option_values.to_string())
             .push(", ")
-            .bind(serde_json::to_string(&v.tiers).unwrap_or_else(|_| "[]".into()))
+            .bind(tiers_json(&v.tiers))
             .push(", ")
             .bind(first_position + i as i64)
             .push(", ")
@@ -100,13 +97,12 @@ pub(super) async fn insert_variants(
             .push(", ")
             .bind(now) // the initial movement's time, if it has one
             .push(")");
-        shown.push(v);
     }
     q.build()
         .execute(&mut **tx)
         .await
         .map_err(map_sku_conflict)?;
-    let initial: Vec<inventory::Movement> = shown
+    let initial: Vec<inventory::Movement> = variants
         .iter()
         .filter(|v| v.stock > 0)
         .map(|v| {
@@ -118,7 +114,13 @@ pub(super) async fn insert_variants(
         })
         .collect();
     inventory::record_movements(tx, tenant_id, &initial).await?;
-    Ok(shown)
+    Ok(())
+}
+
+/// Tiers as the `tiers` column stores them. A `Vec` of plain structs
+/// always serializes; the fallback is never taken.
+fn tiers_json(tiers: &[Tier]) -> String {
+    serde_json::to_string(tiers).unwrap_or_else(|_| "[]".into())
 }
 
 /// The variants of several products, in one statement, in client order.
@@ -126,7 +128,7 @@ pub(super) async fn variants_of_products<'c, E>(
     ex: E,
     tenant_id: &TenantId,
     product_ids: &[&str],
-) -> ApiResult<HashMap<String, Vec<Variant>>>
+) -> Result<HashMap<String, Vec<Variant>>, CatalogError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -143,7 +145,7 @@ where
         by_product
             .entry(row.product_id.clone())
             .or_default()
-            .push(row.into());
+            .push(row.try_into()?);
     }
     Ok(by_product)
 }
@@ -153,8 +155,8 @@ pub async fn add_variant(
     state: &AppState,
     tenant_id: &TenantId,
     product_id: &str,
-    body: impl FnOnce() -> ApiResult<NewVariant>,
-) -> ApiResult<Variant> {
+    new: NewVariant,
+) -> Result<Variant, CatalogError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     // Touching the product first locks its row, so concurrent additions
@@ -166,11 +168,10 @@ pub async fn add_variant(
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(product_not_found)?;
+        .ok_or(CatalogError::ProductNotFound)?;
     let options: String = sqlx::Row::try_get(&touched, "options")?;
-    let options: Vec<ProductOption> = serde_json::from_str(&options).unwrap_or_default();
-    let new = body()?;
-    let mut v = crate::platform::validation::Validator::new();
+    let options: Vec<ProductOption> = stored_json(&options, "products", product_id, "options")?;
+    let mut v = Validator::new();
     check_variant(&mut v, "variant", &new, &options);
     v.finish().map_err(|e| strip_prefix(e, "variant."))?;
     let next_position: i64 = sqlx::Row::try_get(
@@ -181,31 +182,29 @@ pub async fn add_variant(
             .await?,
         "next",
     )?;
-    let mut variants = insert_variants(
+    let variant = new_variant(&new, product_id, now);
+    insert_variants(
         &mut tx,
         tenant_id,
         product_id,
         next_position,
-        std::slice::from_ref(&new),
+        std::slice::from_ref(&variant),
         now,
     )
     .await?;
     commit(tx).await?;
-    variants.pop().ok_or_else(ApiError::internal)
+    Ok(variant)
 }
 
-/// Field names of a single variant's body carry no `variant.` prefix.
-fn strip_prefix(e: Invalid, prefix: &str) -> ApiError {
-    let mut e = ApiError::from(e);
-    for f in &mut e.errors {
+/// Field names of a single variant's body carry no `variant.` prefix (the
+/// checks are shared with a product's `variants[i].` list).
+fn strip_prefix(mut invalid: Invalid, prefix: &str) -> Invalid {
+    for f in &mut invalid.0 {
         if let Some(rest) = f.field.strip_prefix(prefix) {
             f.field = rest.to_owned();
         }
     }
-    if let Some(rest) = e.detail.strip_prefix(prefix) {
-        e.detail = rest.to_owned();
-    }
-    e
+    invalid
 }
 
 /// A variant of a product that is not deleted, with the product's options.
@@ -213,7 +212,7 @@ async fn variant_with_options<'c, E>(
     ex: E,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Option<(Variant, Vec<ProductOption>)>>
+) -> Result<Option<(Variant, Vec<ProductOption>)>, CatalogError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -228,32 +227,49 @@ where
     .await?;
     let Some(row) = row else { return Ok(None) };
     let options: String = sqlx::Row::try_get(&row, "product_options")?;
-    let variant: Variant = VariantRow::from_row(&row)?.into();
-    Ok(Some((
-        variant,
-        serde_json::from_str(&options).unwrap_or_default(),
-    )))
+    let variant = Variant::try_from(VariantRow::from_row(&row)?)?;
+    let options = stored_json(&options, "products", &variant.product_id, "options")?;
+    Ok(Some((variant, options)))
 }
 
-pub async fn get_variant(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Variant> {
+pub async fn get_variant(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<Variant, CatalogError> {
     variant_with_options(state.db.reader(), tenant_id, id)
         .await?
         .map(|(v, _)| v)
-        .ok_or_else(variant_not_found)
+        .ok_or(CatalogError::VariantNotFound)
+}
+
+/// Whether a variant of a live product exists, on the primary (it decides
+/// the answer to a write).
+pub async fn variant_exists(
+    state: &AppState,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<bool, CatalogError> {
+    Ok(sql("SELECT 1 FROM variants v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
+            WHERE v.tenant_id = $1 AND v.id = $2 AND p.deleted_at IS NULL")
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(state.db.writer())
+    .await?
+    .is_some())
 }
 
 pub async fn patch_variant(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
-    body: impl FnOnce() -> ApiResult<VariantPatch>,
-) -> ApiResult<Variant> {
+    patch: VariantPatch,
+) -> Result<Variant, CatalogError> {
     let mut tx = state.db.begin().await?;
     let (_, options) = variant_with_options(&mut *tx, tenant_id, id)
         .await?
-        .ok_or_else(variant_not_found)?;
-    let patch = body()?;
-    let mut v = crate::platform::validation::Validator::new();
+        .ok_or(CatalogError::VariantNotFound)?;
+    let mut v = Validator::new();
     v.check(
         patch.stock.is_none(),
         "stock",
@@ -301,8 +317,7 @@ pub async fn patch_variant(
             .bind(serde_json::to_string(values).unwrap_or_else(|_| "{}".into()));
     }
     if let Some(tiers) = &patch.tiers {
-        q.push(", tiers = ")
-            .bind(serde_json::to_string(tiers).unwrap_or_else(|_| "[]".into()));
+        q.push(", tiers = ").bind(tiers_json(tiers));
     }
     q.push(" WHERE tenant_id = ")
         .bind(tenant_id)
@@ -316,7 +331,7 @@ pub async fn patch_variant(
         .await?
         .map(|(v, _)| v);
     commit(tx).await?;
-    updated.ok_or_else(variant_not_found)
+    updated.ok_or(CatalogError::VariantNotFound)
 }
 
 // ---------------------------------------------------------------------------
@@ -324,7 +339,7 @@ pub async fn patch_variant(
 
 /// What pricing and order placement need of a variant, with its product's
 /// rule.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantForSale {
     pub id: String,
     pub product_id: String,
@@ -332,10 +347,46 @@ pub struct VariantForSale {
     pub sku: String,
     pub price: i64,
     pub cost: i64,
-    pub tiers: String,
-    pub active: i64,
-    pub product_active: i64,
+    pub tiers: Vec<Tier>,
+    /// The variant is for sale…
+    pub active: bool,
+    /// …and so is its product.
+    pub product_active: bool,
     pub min_margin_bp: i64,
+}
+
+/// [`VariantForSale`] as stored.
+#[derive(FromRow)]
+struct VariantForSaleRow {
+    id: String,
+    product_id: String,
+    product_name: String,
+    sku: String,
+    price: i64,
+    cost: i64,
+    tiers: String,
+    active: i64,
+    product_active: i64,
+    min_margin_bp: i64,
+}
+
+impl TryFrom<VariantForSaleRow> for VariantForSale {
+    type Error = CatalogError;
+
+    fn try_from(r: VariantForSaleRow) -> Result<Self, CatalogError> {
+        Ok(VariantForSale {
+            tiers: stored_json(&r.tiers, "variants", &r.id, "tiers")?,
+            id: r.id,
+            product_id: r.product_id,
+            product_name: r.product_name,
+            sku: r.sku,
+            price: r.price,
+            cost: r.cost,
+            active: r.active != 0,
+            product_active: r.product_active != 0,
+            min_margin_bp: r.min_margin_bp,
+        })
+    }
 }
 
 /// Every listed variant of live products of the tenant, in one statement.
@@ -344,7 +395,7 @@ pub async fn variants_for_sale<'c, E>(
     ex: E,
     tenant_id: &TenantId,
     ids: &[&str],
-) -> ApiResult<HashMap<String, VariantForSale>>
+) -> Result<HashMap<String, VariantForSale>, CatalogError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -360,9 +411,8 @@ where
     q.bind(tenant_id)
         .push(" AND p.deleted_at IS NULL AND v.id IN ")
         .bind_in(ids.iter().copied());
-    let rows: Vec<AnyRow> = q.build().fetch_all(ex).await?;
-    rows.iter()
-        .map(|r| VariantForSale::from_row(r).map(|v| (v.id.clone(), v)))
-        .collect::<Result<HashMap<_, _>, _>>()
-        .map_err(Into::into)
+    let rows = q.build().fetch_all_as::<_, VariantForSaleRow>(ex).await?;
+    rows.into_iter()
+        .map(|r| VariantForSale::try_from(r).map(|v| (v.id.clone(), v)))
+        .collect()
 }

@@ -114,7 +114,9 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let ids: Vec<&str> = items.iter().map(|i| i.variant_id.as_str()).collect();
-    variants_for_sale(ex, tenant_id, &ids).await
+    variants_for_sale(ex, tenant_id, &ids)
+        .await
+        .map_err(Into::into)
 }
 
 /// The 422 for a cart whose customer does not exist: it names
@@ -144,7 +146,7 @@ pub fn price_cart(
         let priced_variant = PricedVariant {
             price: v.price,
             cost: v.cost,
-            tiers: crate::modules::catalog::parse_tiers(&v.tiers),
+            tiers: v.tiers.clone(),
             min_margin_bp: v.min_margin_bp,
         };
         engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price).map_err(
@@ -203,7 +205,7 @@ fn cart_of(
             });
             continue;
         };
-        if v.active == 0 || v.product_active == 0 {
+        if !v.active || !v.product_active {
             errors.push(FieldError {
                 field: format!("items[{i}].variant_id"),
                 message: "is not for sale (inactive)".into(),
