@@ -23,8 +23,7 @@ use crate::platform::tenant::TenantId;
 pub enum LinePrices {
     /// The pricing engine, now (`POST /orders`).
     Engine,
-    /// Prices fixed earlier, one per item in order (a converted quotation):
-    /// `(unit_price, discount, line_total)`.
+    /// Prices fixed earlier, one per item in order (a converted quotation).
     Fixed(Vec<pricing::AgreedAmounts>),
 }
 
