@@ -403,28 +403,50 @@ pub async fn delete_product(
     Ok(())
 }
 
+/// Rows per backfill statement: 500 rows of three values stay far below
+/// either backend's limit on bound values.
+const BACKFILL_BATCH: usize = 500;
+
 /// Fills the folded search name of products written before it existed
-/// (migration 0005), in batches, one transaction each. Returns how many.
+/// (migration 0005): per batch, one statement reads up to
+/// [`BACKFILL_BATCH`] rows and one writes them all. Returns how many.
 pub async fn backfill_search(db: &crate::platform::db::Db) -> Result<u64, sqlx::Error> {
     let mut filled = 0u64;
     loop {
         let rows: Vec<(String, String, String)> =
-            sql("SELECT tenant_id, id, name FROM products WHERE search_name IS NULL LIMIT 500")
+            sql("SELECT tenant_id, id, name FROM products WHERE search_name IS NULL LIMIT $1")
+                .bind(BACKFILL_BATCH as i64)
                 .fetch_all_as(db.writer())
                 .await?;
         if rows.is_empty() {
             return Ok(filled);
         }
-        let mut tx = db.begin().await?;
-        for (tenant_id, id, name) in &rows {
-            sql("UPDATE products SET search_name = $3 WHERE tenant_id = $1 AND id = $2")
+        let mut q = SqlBuilder::new("WITH folded (tenant_id, id, search_name) AS (VALUES ");
+        for (i, (tenant_id, id, name)) in rows.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
                 .bind(tenant_id.as_str())
+                .push(", ")
                 .bind(id.as_str())
+                .push(", ")
                 .bind(search::fold(name))
-                .execute(&mut *tx)
-                .await?;
+                .push(")");
         }
-        commit(tx).await?;
+        // `search_name IS NULL` again: a row renamed since it was read has
+        // its folded name from that write, which is newer than this one.
+        q.push(
+            ") UPDATE products SET search_name = folded.search_name FROM folded \
+             WHERE products.tenant_id = folded.tenant_id AND products.id = folded.id \
+             AND products.search_name IS NULL",
+        )
+        .one_shot();
+        q.build().execute(db.writer()).await?;
         filled = filled.saturating_add(rows.len() as u64);
+        if rows.len() < BACKFILL_BATCH {
+            // A short batch was the last one.
+            return Ok(filled);
+        }
     }
 }

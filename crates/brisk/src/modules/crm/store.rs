@@ -459,30 +459,54 @@ where
     .await?)
 }
 
+/// Rows per backfill statement: 500 rows of four values stay far below
+/// either backend's limit on bound values.
+const BACKFILL_BATCH: usize = 500;
+
 /// Fills the folded search columns of customers written before they existed
-/// (migration 0005), in batches, one transaction each. Returns how many.
+/// (migration 0005): per batch, one statement reads up to
+/// [`BACKFILL_BATCH`] rows and one writes them all. Returns how many.
 pub async fn backfill_search(db: &Db) -> Result<u64, sqlx::Error> {
     let mut filled = 0u64;
     loop {
         let rows: Vec<(String, String, String, Option<String>)> = sql(
-            "SELECT tenant_id, id, name, email FROM customers WHERE search_name IS NULL LIMIT 500",
+            "SELECT tenant_id, id, name, email FROM customers WHERE search_name IS NULL LIMIT $1",
         )
+        .bind(BACKFILL_BATCH as i64)
         .fetch_all_as(db.writer())
         .await?;
         if rows.is_empty() {
             return Ok(filled);
         }
-        let mut tx = db.begin().await?;
-        for (tenant_id, id, name, email) in &rows {
-            sql("UPDATE customers SET search_name = $3, search_email = $4 WHERE tenant_id = $1 AND id = $2")
+        let mut q =
+            SqlBuilder::new("WITH folded (tenant_id, id, search_name, search_email) AS (VALUES ");
+        for (i, (tenant_id, id, name, email)) in rows.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
                 .bind(tenant_id.as_str())
+                .push(", ")
                 .bind(id.as_str())
+                .push(", ")
                 .bind(search::fold(name))
+                .push(", ")
                 .bind(email.as_deref().map(search::fold))
-                .execute(&mut *tx)
-                .await?;
+                .push(")");
         }
-        commit(tx).await?;
+        // `search_name IS NULL` again: a row written since it was read has
+        // its folded text from that write, which is newer than this one.
+        q.push(
+            ") UPDATE customers SET search_name = folded.search_name, search_email = folded.search_email \
+             FROM folded WHERE customers.tenant_id = folded.tenant_id AND customers.id = folded.id \
+             AND customers.search_name IS NULL",
+        )
+        .one_shot();
+        q.build().execute(db.writer()).await?;
         filled = filled.saturating_add(rows.len() as u64);
+        if rows.len() < BACKFILL_BATCH {
+            // A short batch was the last one.
+            return Ok(filled);
+        }
     }
 }
