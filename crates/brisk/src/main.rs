@@ -146,7 +146,7 @@ async fn demo_login(config: Config) -> Result<(), String> {
     let state = app::build_state(config).await.map_err(|e| e.to_string())?;
     let login = brisk::modules::tenancy::create_demo_tenant(&state)
         .await
-        .map_err(|e| e.detail)?;
+        .map_err(|e| e.to_string())?;
     state.db.close().await;
     println!(
         "\nDemo tenant {}. Log in with:\n\n  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n",

@@ -1,5 +1,12 @@
 //! One folder per business capability. Each owns its tables and SQL; other
-//! modules call its functions, never its SQL.
+//! modules call its functions, never its SQL. Each answers its own error
+//! enum (in its `error.rs`, the one place that maps it to HTTP).
+//!
+//! Calls between modules never form a cycle: catalog → inventory; pricing
+//! → catalog, crm, tenancy; inventory, crm and tenancy call no module;
+//! orders, quotes and wallet build on these, which never call them. A type
+//! or constant lives in the module whose rule it is (`MAX_STOCK` in
+//! inventory, `Tier` in catalog).
 
 pub mod catalog;
 pub mod crm;
@@ -31,8 +38,9 @@ pub fn job_handlers(_state: &AppState) -> Vec<Arc<dyn JobHandler>> {
 
 /// Data fixes that need Rust and run once, right after the schema
 /// migrations: today, folding the search text of rows older than the
-/// folded search columns. A settings mark makes later starts skip it in one
-/// statement; running it twice (two nodes starting at once) is harmless.
+/// folded search columns, in batches of one read and one multi-row write.
+/// A settings mark makes later starts skip it in one statement; running it
+/// twice (two nodes starting at once) is harmless.
 pub async fn backfill(db: &Db) -> Result<(), sqlx::Error> {
     const MARK: &str = "backfill.search_folding";
     let done = db::sql("SELECT 1 FROM settings WHERE key = $1")

@@ -947,3 +947,82 @@ async fn names_with_non_ascii_letters_are_found() {
         );
     }
 }
+
+/// A missing product or variant outranks a bad body; an existing one
+/// answers for its body.
+#[tokio::test]
+async fn a_missing_product_or_variant_outranks_a_bad_body() {
+    let s = start().await;
+    let o = s.signup("Outranks").await;
+    let p = s.post("/api/v1/products", &o.token, shirt("O")).await.body;
+    let pid = p["id"].as_str().unwrap();
+    let vid = p["variants"][0]["id"].as_str().unwrap();
+    s.post(
+        "/api/v1/products/nope/variants",
+        &o.token,
+        json!({"sku": 5}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let r = s
+        .post(
+            &format!("/api/v1/products/{pid}/variants"),
+            &o.token,
+            json!({"sku": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    s.patch("/api/v1/variants/nope", &o.token, json!({"price": "x"}))
+        .await
+        .assert_problem(404, "not_found");
+    let r = s
+        .patch(
+            &format!("/api/v1/variants/{vid}"),
+            &o.token,
+            json!({"price": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s
+        .patch(
+            &format!("/api/v1/products/{pid}"),
+            &o.token,
+            json!({"name": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+}
+
+/// A product whose stored options do not parse is corrupt data: reading it
+/// or adding a variant to it is a 500, not a product without options.
+#[tokio::test]
+async fn a_product_with_corrupt_stored_options_is_an_internal_error() {
+    let s = start().await;
+    let o = s.signup("Corrupt options").await;
+    let p = s.post("/api/v1/products", &o.token, shirt("C")).await.body;
+    let pid = p["id"].as_str().unwrap();
+    let pool = s.raw_database().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE products SET options = 'Size: S, M' WHERE id = '{pid}'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    s.get(&format!("/api/v1/products/{pid}"), &o.token)
+        .await
+        .assert_problem(500, "internal");
+    s.post(
+        &format!("/api/v1/products/{pid}/variants"),
+        &o.token,
+        json!({"sku": "C-XL", "price": 1, "option_values": {"Size": "S"}}),
+    )
+    .await
+    .assert_problem(500, "internal");
+    let listed = s.get("/api/v1/products", &o.token).await;
+    assert_eq!(
+        listed.status, 200,
+        "lists carry no options: {}",
+        listed.body
+    );
+}

@@ -378,6 +378,87 @@ async fn rows_from_before_the_search_columns_are_folded_at_start() {
     );
 }
 
+/// A backfill of more rows than one batch (500) folds every one of them,
+/// customers and products, in a few statements per batch rather than one
+/// per row.
+#[tokio::test]
+async fn a_backfill_of_several_batches_folds_every_row_in_a_bounded_number_of_statements() {
+    const CUSTOMERS_BEFORE: i64 = 1001;
+    const PRODUCTS_BEFORE: i64 = 501;
+    let s = start().await;
+    let owner = s.signup("Batches").await;
+    let pool = s.raw_database().await;
+    // Rows as written before migration 0005: no folded search text.
+    let t = &owner.tenant_id;
+    for statement in [
+        format!(
+            "INSERT INTO customers (tenant_id, id, name, email, status, created_at, updated_at) \
+             WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {CUSTOMERS_BEFORE}) \
+             SELECT '{t}', 'old-customer-' || i, 'ÄRGER ' || i, 'INFO' || i || '@ÄRGER.example', 'active', i, i FROM n"
+        ),
+        format!(
+            "INSERT INTO products (tenant_id, id, name, created_at, updated_at) \
+             WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {PRODUCTS_BEFORE}) \
+             SELECT '{t}', 'old-product-' || i, 'ÜBERZUG ' || i, i, i FROM n"
+        ),
+        "DELETE FROM settings WHERE key = 'backfill.search_folding'".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let db = &s.server.as_ref().unwrap().state.db;
+    let (backfilled, statements) = counting_statements(brisk::modules::backfill(db), None).await;
+    backfilled.unwrap();
+    // Per batch a read and a write: customers 500 + 500 + 1, products
+    // 500 + 1; then the settings mark (a read before, two statements after).
+    assert!(
+        statements <= 2 * (3 + 2) + 3,
+        "{statements} statements for {} rows",
+        CUSTOMERS_BEFORE + PRODUCTS_BEFORE
+    );
+    for (table, column, expected) in [
+        ("customers", "search_name", CUSTOMERS_BEFORE),
+        ("customers", "search_email", CUSTOMERS_BEFORE),
+        ("products", "search_name", PRODUCTS_BEFORE),
+    ] {
+        let unfolded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} IS NULL"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(unfolded, 0, "{table}.{column} left unfolded");
+        let folded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} LIKE '%ärger%' OR {column} LIKE 'überzug %'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(folded, expected, "{table}.{column} folded");
+    }
+    pool.close().await;
+    assert_eq!(
+        all_names(&s, &owner, "q=%C3%A4rger%201001").await,
+        ["ÄRGER 1001"],
+        "the last batch's row is found"
+    );
+    assert_eq!(
+        all_names(&s, &owner, "q=info1%40%C3%A4rger").await,
+        ["ÄRGER 1"],
+        "the first batch's e-mail is found"
+    );
+    let products = s
+        .get("/api/v1/products?q=%C3%BCberzug%20501", &owner.token)
+        .await;
+    assert_eq!(
+        products.body["items"][0]["name"], "ÜBERZUG 501",
+        "{}",
+        products.body
+    );
+}
+
 #[tokio::test]
 async fn q_treats_percent_underscore_and_backslash_literally() {
     let s = start().await;

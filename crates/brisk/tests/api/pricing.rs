@@ -280,3 +280,42 @@ async fn a_margin_beyond_i64_saturates_instead_of_refusing_the_cart() {
         .await;
     assert_eq!(order.status, 201, "{}", order.body);
 }
+
+/// A variant whose stored tiers do not parse is corrupt data: pricing it is
+/// a 500, never the list price its lost tiers would have undercut. Other
+/// variants still price.
+#[tokio::test]
+async fn a_variant_with_corrupt_stored_tiers_is_an_internal_error_not_a_list_price() {
+    let s = start().await;
+    let o = s.signup("Corrupt tiers").await;
+    let c = catalog(&s, &o.token).await;
+    let pool = s.raw_database().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE variants SET tiers = '[{{\"min_quantity\": 10,' WHERE id = '{}'",
+        c.tee
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let priced = s
+        .post(
+            "/api/v1/pricing/calculate",
+            &o.token,
+            json!({"items": [{"variant_id": c.tee, "quantity": 12}]}),
+        )
+        .await;
+    priced.assert_problem(500, "internal");
+    assert_eq!(priced.body["lines"], Value::Null, "{}", priced.body);
+    let other = s
+        .post(
+            "/api/v1/pricing/calculate",
+            &o.token,
+            json!({"items": [{"variant_id": c.mug, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    s.get(&format!("/api/v1/variants/{}", c.tee), &o.token)
+        .await
+        .assert_problem(500, "internal");
+}

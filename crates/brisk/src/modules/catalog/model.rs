@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::FromRow;
 
-use crate::modules::pricing::engine::Tier;
+use super::error::CatalogError;
+use crate::modules::inventory::MAX_STOCK;
 use crate::platform::clock;
 use crate::platform::validation::Validator;
 
@@ -15,13 +17,19 @@ pub const MAX_OPTIONS: usize = 10;
 pub const MAX_OPTION_VALUES: usize = 100;
 pub const MAX_IMAGES: usize = 50;
 pub const MAX_TIERS: usize = 20;
-/// The most a variant may hold: far beyond any warehouse, and small enough
-/// that sums over a product's variants can never overflow.
-pub const MAX_STOCK: i64 = 1_000_000_000_000;
 const NAME_CHARS: usize = 200;
 const SKU_CHARS: usize = 64;
 const DESCRIPTION_CHARS: usize = 10_000;
 const URL_CHARS: usize = 2048;
+
+/// A quantity price break of a variant: from `min_quantity` units on, the
+/// unit price is `price`. Stored with the variant (its `tiers` column);
+/// which tier applies to a quantity is pricing's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tier {
+    pub min_quantity: i64,
+    pub price: i64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductOption {
@@ -160,12 +168,13 @@ pub struct Variant {
     pub updated_at: i64,
 }
 
-impl From<VariantRow> for Variant {
-    fn from(r: VariantRow) -> Self {
-        Variant {
-            option_values: serde_json::from_str(&r.option_values)
-                .unwrap_or(Value::Object(Default::default())),
-            tiers: parse_tiers(&r.tiers),
+impl TryFrom<VariantRow> for Variant {
+    type Error = CatalogError;
+
+    fn try_from(r: VariantRow) -> Result<Self, CatalogError> {
+        Ok(Variant {
+            option_values: stored_json(&r.option_values, "variants", &r.id, "option_values")?,
+            tiers: stored_json(&r.tiers, "variants", &r.id, "tiers")?,
             id: r.id,
             product_id: r.product_id,
             sku: r.sku,
@@ -176,12 +185,25 @@ impl From<VariantRow> for Variant {
             active: r.active != 0,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
-pub fn parse_tiers(text: &str) -> Vec<Tier> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A JSON column of the row `id` of `table`, parsed. Text that does not
+/// parse is corrupt data, never read as a default: tiers read as none would
+/// sell at the list price, options read as none would refuse every option.
+pub fn stored_json<T: DeserializeOwned>(
+    text: &str,
+    table: &'static str,
+    id: &str,
+    column: &'static str,
+) -> Result<T, CatalogError> {
+    serde_json::from_str(text).map_err(|source| CatalogError::CorruptData {
+        table,
+        id: id.to_owned(),
+        column,
+        source,
+    })
 }
 
 /// A product as stored, with its variant aggregates.
@@ -289,8 +311,8 @@ impl ProductRow {
         }
     }
 
-    pub fn options(&self) -> Vec<ProductOption> {
-        serde_json::from_str(&self.options).unwrap_or_default()
+    pub fn options(&self) -> Result<Vec<ProductOption>, CatalogError> {
+        stored_json(&self.options, "products", &self.id, "options")
     }
 }
 

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::CatalogError;
 use super::model::*;
-use super::store::{self, ProductFilter};
+use super::products::ProductFilter;
+use super::{categories, products, variants};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
@@ -18,6 +20,21 @@ use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
 };
 use crate::platform::state::AppState;
+
+/// A body's refusal, unless what it addresses is missing: the 404 outranks
+/// it. `exists` runs only for a refused body, so a good request costs no
+/// extra statement (the store finds a missing target itself).
+async fn refusal_unless_missing<T>(
+    parsed: ApiResult<T>,
+    exists: impl Future<Output = Result<bool, CatalogError>>,
+    missing: CatalogError,
+) -> ApiResult<T> {
+    match parsed {
+        Ok(body) => Ok(body),
+        Err(refusal) if exists.await? => Err(refusal),
+        Err(_) => Err(missing.into()),
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,7 +56,7 @@ async fn create_category(
     auth.require(Action::WriteCatalog)?;
     let new = body.parse()?;
     check_category(&new).finish()?;
-    let category = store::create_category(&state, &auth.tenant_id, new).await?;
+    let category = categories::create_category(&state, &auth.tenant_id, new).await?;
     Ok((StatusCode::CREATED, Json(category)))
 }
 
@@ -53,7 +70,7 @@ async fn list_categories(
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), CATEGORY_FIELDS)?;
-    let (items, next) = store::list_categories(&state, &auth.tenant_id, &page).await?;
+    let (items, next) = categories::list_categories(&state, &auth.tenant_id, &page).await?;
     Ok(list_response(&items, next, &fields))
 }
 
@@ -68,7 +85,7 @@ async fn create_product(
     auth.require(Action::WriteCatalog)?;
     let new = body.parse()?;
     check_new_product(&new).finish()?;
-    let product = store::create_product(&state, &auth.tenant_id, new).await?;
+    let product = products::create_product(&state, &auth.tenant_id, new).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
 
@@ -127,7 +144,7 @@ async fn list_products(
         max_price: parse_i64("max_price", p.max_price.as_deref())?,
     };
     let (mut items, next) =
-        store::list_products(&state, &auth.tenant_id, &filter, &page, include_variants).await?;
+        products::list_products(&state, &auth.tenant_id, &filter, &page, include_variants).await?;
     for item in &mut items {
         // Lists carry no options or images; only detail does.
         item.options = None;
@@ -149,7 +166,7 @@ async fn get_product(
         p.fields.as_deref(),
         &[PRODUCT_LIST_FIELDS, PRODUCT_DETAIL_FIELDS],
     )?;
-    let product = store::product_detail(&state, &auth.tenant_id, &id).await?;
+    let product = products::product_detail(&state, &auth.tenant_id, &id).await?;
     Ok(object_response(&product, &fields))
 }
 
@@ -164,9 +181,14 @@ async fn patch_product(
     body: ApiJson<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     auth.require(Action::WriteCatalog)?;
-    store::patch_product(&state, &auth.tenant_id, &id, || body.parse())
-        .await
-        .map(Json)
+    let patch = refusal_unless_missing(
+        body.parse(),
+        products::product_exists(&state, &auth.tenant_id, &id),
+        CatalogError::ProductNotFound,
+    )
+    .await?;
+    let product = products::patch_product(&state, &auth.tenant_id, &id, patch).await?;
+    Ok(Json(product))
 }
 
 /// Delete a product: it disappears from every read; orders keep their lines.
@@ -178,7 +200,7 @@ async fn delete_product(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::WriteCatalog)?;
-    store::delete_product(&state, &auth.tenant_id, &id).await?;
+    products::delete_product(&state, &auth.tenant_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,7 +214,13 @@ async fn add_variant(
     body: ApiJson<NewVariant>,
 ) -> ApiResult<impl IntoResponse> {
     auth.require(Action::WriteCatalog)?;
-    let variant = store::add_variant(&state, &auth.tenant_id, &id, || body.parse()).await?;
+    let new = refusal_unless_missing(
+        body.parse(),
+        products::product_exists(&state, &auth.tenant_id, &id),
+        CatalogError::ProductNotFound,
+    )
+    .await?;
+    let variant = variants::add_variant(&state, &auth.tenant_id, &id, new).await?;
     Ok((StatusCode::CREATED, Json(variant)))
 }
 
@@ -206,7 +234,7 @@ async fn get_variant(
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), VARIANT_FIELDS)?;
-    let variant = store::get_variant(&state, &auth.tenant_id, &id).await?;
+    let variant = variants::get_variant(&state, &auth.tenant_id, &id).await?;
     Ok(object_response(&variant, &fields))
 }
 
@@ -220,7 +248,12 @@ async fn patch_variant(
     body: ApiJson<VariantPatch>,
 ) -> ApiResult<Json<Variant>> {
     auth.require(Action::WriteCatalog)?;
-    store::patch_variant(&state, &auth.tenant_id, &id, || body.parse())
-        .await
-        .map(Json)
+    let patch = refusal_unless_missing(
+        body.parse(),
+        variants::variant_exists(&state, &auth.tenant_id, &id),
+        CatalogError::VariantNotFound,
+    )
+    .await?;
+    let variant = variants::patch_variant(&state, &auth.tenant_id, &id, patch).await?;
+    Ok(Json(variant))
 }

@@ -6,15 +6,20 @@
 //! step with `customers`). Invariants: `search_name`/`search_email` hold
 //! the name and e-mail folded by `platform::search::fold`, written with
 //! them; `status` is `lead`, `active` or `inactive`; `discount_bp` is
-//! within 0–10000; a customer's tags are
-//! distinct and `customer_tags` holds exactly the tags of live customers,
-//! written in the same transaction as the customer; deletion is soft
-//! (`deleted_at`), because orders and quotations keep referring to the
-//! customer, but a deleted customer is gone from every list and lookup.
-//! Other modules reach customers only through [`customer_discount`].
+//! within 0–10000; a customer's tags are distinct and `customer_tags`
+//! holds exactly the tags of live customers, written in the same
+//! transaction as the customer; deletion is soft (`deleted_at`), because
+//! orders and quotations keep referring to the customer, but a deleted
+//! customer is gone from every list and lookup.
+//! Stored tags that do not parse are [`CrmError::CorruptData`], never an
+//! empty list. Other modules reach customers only through
+//! [`customer_discount`]; CRM calls no other module. Failures are
+//! [`CrmError`]s; `error.rs` alone maps them to HTTP.
 
+mod error;
 mod routes;
 mod store;
 
+pub use error::CrmError;
 pub use routes::router;
 pub use store::{CustomerRef, backfill_search, customer_discount};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::CrmError;
 use super::store::{self, Customer, CustomerChanges, CustomerFilter, CustomerStatus, NewCustomer};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
@@ -299,10 +300,6 @@ fn filter_from(params: &ListParams) -> ApiResult<CustomerFilter> {
     })
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("no such customer")
-}
-
 /// Create a customer.
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = CreateCustomerRequest, security(("bearer" = [])),
     responses((status = 201, body = Customer), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -342,9 +339,7 @@ async fn get_customer(
     ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
-    let customer = store::get(&state.db, &auth.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let customer = store::get(&state.db, &auth.tenant_id, &id).await?;
     Ok(object_response(&customer, &fields))
 }
 
@@ -368,14 +363,12 @@ async fn update_customer(
             return Err(if store::exists(&state.db, &auth.tenant_id, &id).await? {
                 invalid
             } else {
-                not_found()
+                CrmError::CustomerNotFound.into()
             });
         }
     };
-    store::update(&state.db, &auth.tenant_id, &id, changes)
-        .await?
-        .map(Json)
-        .ok_or_else(not_found)
+    let customer = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
+    Ok(Json(customer))
 }
 
 /// Delete a customer (it disappears from lists and lookups).
@@ -387,9 +380,6 @@ async fn delete_customer(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::WriteCustomers)?;
-    if store::delete(&state.db, &auth.tenant_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found())
-    }
+    store::delete(&state.db, &auth.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -28,9 +28,9 @@
 use serde::Serialize;
 use sqlx::{Any, Executor, FromRow};
 
+use super::error::CrmError;
 use crate::platform::clock::{self, now_micros};
 use crate::platform::db::{Backend, Db, SqlBuilder, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
 use crate::platform::tenant::TenantId;
@@ -99,10 +99,12 @@ struct CustomerRow {
 }
 
 impl CustomerRow {
-    fn into_customer(self) -> ApiResult<Customer> {
-        let tags = serde_json::from_str(&self.tags).map_err(|e| {
-            tracing::error!(error = %e, customer_id = %self.id, "customer tags are not a JSON array");
-            ApiError::internal()
+    fn into_customer(self) -> Result<Customer, CrmError> {
+        let tags = serde_json::from_str(&self.tags).map_err(|source| CrmError::CorruptData {
+            table: "customers",
+            id: self.id.clone(),
+            column: "tags",
+            source,
         })?;
         Ok(Customer {
             id: self.id,
@@ -119,7 +121,7 @@ impl CustomerRow {
     }
 }
 
-fn into_customers(rows: Vec<CustomerRow>) -> ApiResult<Vec<Customer>> {
+fn into_customers(rows: Vec<CustomerRow>) -> Result<Vec<Customer>, CrmError> {
     rows.into_iter().map(CustomerRow::into_customer).collect()
 }
 
@@ -160,11 +162,12 @@ pub struct CustomerFilter {
     pub tag: Option<String>,
 }
 
-fn tags_json(tags: &[String]) -> ApiResult<String> {
-    serde_json::to_string(tags).map_err(|_| ApiError::internal())
+/// Tags as the `tags` column stores them: a JSON array of strings.
+fn tags_json(tags: &[String]) -> String {
+    serde_json::Value::from(tags).to_string()
 }
 
-pub async fn create(db: &Db, tenant_id: &TenantId, new: NewCustomer) -> ApiResult<Customer> {
+pub async fn create(db: &Db, tenant_id: &TenantId, new: NewCustomer) -> Result<Customer, CrmError> {
     let now = now_micros();
     let customer = Customer {
         id: clock::new_id(),
@@ -189,7 +192,7 @@ pub async fn create(db: &Db, tenant_id: &TenantId, new: NewCustomer) -> ApiResul
     .bind(customer.phone.clone())
     .bind(&customer.status)
     .bind(customer.discount_bp)
-    .bind(tags_json(&customer.tags)?)
+    .bind(tags_json(&customer.tags))
     .bind(customer.notes.clone())
     .bind(now)
     .bind(now)
@@ -209,7 +212,7 @@ async fn insert_tags(
     customer_id: &str,
     created_at: i64,
     tags: &[String],
-) -> ApiResult<()> {
+) -> Result<(), CrmError> {
     if tags.is_empty() {
         return Ok(());
     }
@@ -234,8 +237,8 @@ async fn insert_tags(
     Ok(())
 }
 
-/// A live customer of the tenant, or `None`.
-pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<Option<Customer>> {
+/// A live customer of the tenant.
+pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> Result<Customer, CrmError> {
     sql(
         "SELECT id, name, email, phone, status, discount_bp, tags, notes, created_at, updated_at \
          FROM customers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
@@ -244,13 +247,13 @@ pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<Option<Cu
     .bind(id)
     .fetch_optional_as::<_, CustomerRow>(db.reader())
     .await?
-    .map(CustomerRow::into_customer)
-    .transpose()
+    .ok_or(CrmError::CustomerNotFound)?
+    .into_customer()
 }
 
 /// Whether a live customer exists (on the primary: it decides a write's
 /// answer).
-pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
+pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> Result<bool, CrmError> {
     Ok(
         sql("SELECT 1 FROM customers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
             .bind(tenant_id)
@@ -261,13 +264,13 @@ pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> 
     )
 }
 
-/// Applies `changes` to a live customer; `None` when there is none.
+/// Applies `changes` to a live customer.
 pub async fn update(
     db: &Db,
     tenant_id: &TenantId,
     id: &str,
     changes: CustomerChanges,
-) -> ApiResult<Option<Customer>> {
+) -> Result<Customer, CrmError> {
     let now = now_micros();
     let mut q = SqlBuilder::new("UPDATE customers SET updated_at = ");
     q.bind(now);
@@ -290,7 +293,7 @@ pub async fn update(
         q.push(", discount_bp = ").bind(discount_bp);
     }
     if let Some(tags) = &changes.tags {
-        q.push(", tags = ").bind(tags_json(tags)?);
+        q.push(", tags = ").bind(tags_json(tags));
     }
     if let Some(notes) = changes.notes {
         q.push(", notes = ").bind(notes);
@@ -307,7 +310,7 @@ pub async fn update(
         .fetch_optional_as::<_, CustomerRow>(&mut *tx)
         .await?
     else {
-        return Ok(None);
+        return Err(CrmError::CustomerNotFound);
     };
     if let Some(tags) = &changes.tags {
         sql("DELETE FROM customer_tags WHERE tenant_id = $1 AND customer_id = $2")
@@ -318,11 +321,11 @@ pub async fn update(
         insert_tags(&mut tx, tenant_id, id, row.created_at, tags).await?;
     }
     commit(tx).await?;
-    row.into_customer().map(Some)
+    row.into_customer()
 }
 
-/// Soft-deletes a live customer; `false` when there is none.
-pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
+/// Soft-deletes a live customer.
+pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> Result<(), CrmError> {
     let now = now_micros();
     let mut tx = db.begin().await?;
     let deleted = sql("UPDATE customers SET deleted_at = $1, updated_at = $1 \
@@ -333,7 +336,7 @@ pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> 
     .execute(&mut *tx)
     .await?;
     if deleted == 0 {
-        return Ok(false);
+        return Err(CrmError::CustomerNotFound);
     }
     sql("DELETE FROM customer_tags WHERE tenant_id = $1 AND customer_id = $2")
         .bind(tenant_id)
@@ -341,7 +344,7 @@ pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> ApiResult<bool> 
         .execute(&mut *tx)
         .await?;
     commit(tx).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// `q` escaped for `LIKE … ESCAPE '\'`, wrapped in `%…%`.
@@ -350,7 +353,7 @@ pub async fn list(
     tenant_id: &TenantId,
     filter: &CustomerFilter,
     page: &Page,
-) -> ApiResult<(Vec<Customer>, Option<String>)> {
+) -> Result<(Vec<Customer>, Option<String>), CrmError> {
     let q_text = filter.q.as_deref();
     let use_fts = db.backend() == Backend::Sqlite && q_text.is_some_and(search::trigram_selective);
     let tag_drives = filter.tag.is_some() && !use_fts;
@@ -444,7 +447,7 @@ pub async fn customer_discount<'e, 'c: 'e, E>(
     ex: E,
     tenant_id: &TenantId,
     customer_id: &str,
-) -> ApiResult<Option<CustomerRef>>
+) -> Result<Option<CustomerRef>, CrmError>
 where
     E: 'e + Executor<'c, Database = Any>,
 {
@@ -456,30 +459,54 @@ where
     .await?)
 }
 
+/// Rows per backfill statement: 500 rows of four values stay far below
+/// either backend's limit on bound values.
+const BACKFILL_BATCH: usize = 500;
+
 /// Fills the folded search columns of customers written before they existed
-/// (migration 0005), in batches, one transaction each. Returns how many.
+/// (migration 0005): per batch, one statement reads up to
+/// [`BACKFILL_BATCH`] rows and one writes them all. Returns how many.
 pub async fn backfill_search(db: &Db) -> Result<u64, sqlx::Error> {
     let mut filled = 0u64;
     loop {
         let rows: Vec<(String, String, String, Option<String>)> = sql(
-            "SELECT tenant_id, id, name, email FROM customers WHERE search_name IS NULL LIMIT 500",
+            "SELECT tenant_id, id, name, email FROM customers WHERE search_name IS NULL LIMIT $1",
         )
+        .bind(BACKFILL_BATCH as i64)
         .fetch_all_as(db.writer())
         .await?;
         if rows.is_empty() {
             return Ok(filled);
         }
-        let mut tx = db.begin().await?;
-        for (tenant_id, id, name, email) in &rows {
-            sql("UPDATE customers SET search_name = $3, search_email = $4 WHERE tenant_id = $1 AND id = $2")
+        let mut q =
+            SqlBuilder::new("WITH folded (tenant_id, id, search_name, search_email) AS (VALUES ");
+        for (i, (tenant_id, id, name, email)) in rows.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
                 .bind(tenant_id.as_str())
+                .push(", ")
                 .bind(id.as_str())
+                .push(", ")
                 .bind(search::fold(name))
+                .push(", ")
                 .bind(email.as_deref().map(search::fold))
-                .execute(&mut *tx)
-                .await?;
+                .push(")");
         }
-        commit(tx).await?;
+        // `search_name IS NULL` again: a row written since it was read has
+        // its folded text from that write, which is newer than this one.
+        q.push(
+            ") UPDATE customers SET search_name = folded.search_name, search_email = folded.search_email \
+             FROM folded WHERE customers.tenant_id = folded.tenant_id AND customers.id = folded.id \
+             AND customers.search_name IS NULL",
+        )
+        .one_shot();
+        q.build().execute(db.writer()).await?;
         filled = filled.saturating_add(rows.len() as u64);
+        if rows.len() < BACKFILL_BATCH {
+            // A short batch was the last one.
+            return Ok(filled);
+        }
     }
 }

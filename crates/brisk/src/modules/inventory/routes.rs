@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::StockError;
 use super::store::{self, MOVEMENT_FIELDS, STOCK_LEVEL_FIELDS};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
@@ -67,7 +68,7 @@ async fn adjust_stock(
                 if store::variant_exists(state.db.writer(), &auth.tenant_id, &id).await? {
                     e
                 } else {
-                    ApiError::not_found("no such variant")
+                    StockError::VariantNotFound.into()
                 },
             );
         }

@@ -3,13 +3,17 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::modules::catalog::MAX_STOCK;
+use super::error::StockError;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
+use crate::platform::validation::FieldError;
+
+/// The most a variant may hold: far beyond any warehouse, and small enough
+/// that sums over a product's variants can never overflow.
+pub const MAX_STOCK: i64 = 1_000_000_000_000;
 
 /// A stock change to record.
 #[derive(Debug, Clone)]
@@ -24,23 +28,40 @@ pub struct Movement {
     pub at: i64,
 }
 
+/// A stock change as applied to a variant: the stock it left and the time
+/// of its movement (see [`Movement::at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub stock: i64,
+    pub at: i64,
+}
+
 impl Movement {
     pub fn new(
         variant_id: &str,
         delta: i64,
         reason: &str,
-        (stock_after, at): (i64, i64),
+        applied: Applied,
         order_id: Option<&str>,
     ) -> Self {
         Movement {
             variant_id: variant_id.to_owned(),
             delta,
             reason: reason.to_owned(),
-            stock_after,
+            stock_after: applied.stock,
             order_id: order_id.map(str::to_owned),
-            at,
+            at: applied.at,
         }
     }
+}
+
+/// One line of an order taking stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockTake<'a> {
+    pub variant_id: &'a str,
+    pub quantity: i64,
+    /// The request field an `out_of_stock` answer names for this line.
+    pub field: String,
 }
 
 /// Writes movement rows in one statement (none for an empty slice).
@@ -48,7 +69,7 @@ pub async fn record_movements(
     tx: &mut Tx,
     tenant_id: &TenantId,
     movements: &[Movement],
-) -> ApiResult<()> {
+) -> Result<(), StockError> {
     if movements.is_empty() {
         return Ok(());
     }
@@ -82,13 +103,13 @@ pub async fn record_movements(
     Ok(())
 }
 
-fn variant_not_found() -> ApiError {
-    ApiError::not_found("no such variant")
-}
-
 /// Whether the variant exists (and its product is not deleted: a
 /// product's deletion marks its variants too).
-pub async fn variant_exists<'c, E>(ex: E, tenant_id: &TenantId, variant_id: &str) -> ApiResult<bool>
+pub async fn variant_exists<'c, E>(
+    ex: E,
+    tenant_id: &TenantId,
+    variant_id: &str,
+) -> Result<bool, StockError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -113,7 +134,7 @@ pub async fn adjust_stock(
     variant_id: &str,
     delta: i64,
     reason: &str,
-) -> ApiResult<i64> {
+) -> Result<i64, StockError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     // The movement's time is taken under the row lock: after the variant's
@@ -138,21 +159,20 @@ pub async fn adjust_stock(
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = current else {
-            return Err(variant_not_found());
+            return Err(StockError::VariantNotFound);
         };
         let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
         let after = stock.saturating_add(delta);
         return Err(if after < 0 {
-            ApiError::conflict(
-                ErrorCode::OutOfStock,
-                format!("variant {variant_id} has {stock}, {} requested", -delta),
-            )
-            .with_errors(vec![FieldError {
-                field: "delta".into(),
-                message: format!("would take the stock to {after}"),
-            }])
+            StockError::OutOfStock {
+                detail: format!("variant {variant_id} has {stock}, {} requested", -delta),
+                shortages: vec![FieldError::new(
+                    "delta",
+                    format!("would take the stock to {after}"),
+                )],
+            }
         } else {
-            ApiError::field("delta", format!("would take the stock above {MAX_STOCK}"))
+            StockError::AboveMaximum
         });
     };
     let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
@@ -160,7 +180,13 @@ pub async fn adjust_stock(
     record_movements(
         &mut tx,
         tenant_id,
-        &[Movement::new(variant_id, delta, reason, (stock, at), None)],
+        &[Movement::new(
+            variant_id,
+            delta,
+            reason,
+            Applied { stock, at },
+            None,
+        )],
     )
     .await?;
     commit(tx).await?;
@@ -197,10 +223,10 @@ pub async fn list_movements(
     tenant_id: &TenantId,
     variant_id: &str,
     page: &Page,
-) -> ApiResult<(Vec<MovementView>, Option<String>)> {
+) -> Result<(Vec<MovementView>, Option<String>), StockError> {
     let db = state.db.reader();
     if !variant_exists(db, tenant_id, variant_id).await? {
-        return Err(variant_not_found());
+        return Err(StockError::VariantNotFound);
     }
     let mut q = SqlBuilder::new(
         "SELECT id, variant_id, delta, reason, stock_after, order_id, created_at FROM stock_movements WHERE tenant_id = ",
@@ -239,7 +265,7 @@ pub async fn list_stock(
     tenant_id: &TenantId,
     low_only: bool,
     page: &Page,
-) -> ApiResult<(Vec<StockLevel>, Option<String>)> {
+) -> Result<(Vec<StockLevel>, Option<String>), StockError> {
     let mut q = SqlBuilder::new(
         "SELECT v.id AS variant_id, v.product_id, v.sku, v.stock, v.reorder_level, v.created_at \
          FROM variants v WHERE v.tenant_id = ",
@@ -270,7 +296,7 @@ pub async fn lock_variants(
     backend: crate::platform::db::Backend,
     tenant_id: &TenantId,
     ids: &[&str],
-) -> ApiResult<()> {
+) -> Result<(), StockError> {
     if backend != crate::platform::db::Backend::Postgres || ids.is_empty() {
         return Ok(());
     }
@@ -296,15 +322,14 @@ enum Bound {
 
 /// Applies one stock change per variant in a single statement:
 /// `(variant, delta)` pairs, each only within `bound`.
-/// Returns the variants changed, with their new stock and the time of
-/// their movement (see [`Movement::at`]).
+/// Returns the variants changed, each with the change as applied.
 async fn apply_deltas(
     tx: &mut Tx,
     tenant_id: &TenantId,
     deltas: &[(&str, i64)],
     bound: Bound,
     now: i64,
-) -> ApiResult<std::collections::HashMap<String, (i64, i64)>> {
+) -> Result<std::collections::HashMap<String, Applied>, StockError> {
     let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
     for (i, (id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
@@ -335,78 +360,77 @@ async fn apply_deltas(
         .map(|r| {
             Ok((
                 sqlx::Row::try_get::<String, _>(r, "id")?,
-                (
-                    sqlx::Row::try_get::<i64, _>(r, "stock")?,
-                    sqlx::Row::try_get::<i64, _>(r, "last_movement_at")?,
-                ),
+                Applied {
+                    stock: sqlx::Row::try_get(r, "stock")?,
+                    at: sqlx::Row::try_get(r, "last_movement_at")?,
+                },
             ))
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
 
-/// Takes stock for an order: every line or none. `lines` are `(variant,
-/// quantity, field name for errors)`. 409 `out_of_stock` names each short
-/// line; nothing is written then (the caller's transaction rolls back).
+/// Takes stock for an order: every line or none. An `out_of_stock`
+/// refusal names each short line; nothing is written then (the caller's
+/// transaction rolls back).
 pub async fn take_stock(
     tx: &mut Tx,
     tenant_id: &TenantId,
-    lines: &[(&str, i64, String)],
+    lines: &[StockTake<'_>],
     order_id: &str,
     now: i64,
-) -> ApiResult<()> {
+) -> Result<(), StockError> {
     if lines.is_empty() {
         return Ok(());
     }
-    let deltas: Vec<(&str, i64)> = lines.iter().map(|(id, q, _)| (*id, -q)).collect();
+    let deltas: Vec<(&str, i64)> = lines.iter().map(|l| (l.variant_id, -l.quantity)).collect();
     let after = apply_deltas(tx, tenant_id, &deltas, Bound::NotNegative, now).await?;
     if after.len() < lines.len() {
-        let short: Vec<_> = lines
+        let shortages: Vec<FieldError> = lines
             .iter()
-            .filter(|(id, _, _)| !after.contains_key(*id))
-            .map(|(id, q, field)| crate::platform::http::error::FieldError {
-                field: field.clone(),
-                message: format!("variant {id} has less than the {q} requested"),
+            .filter(|l| !after.contains_key(l.variant_id))
+            .map(|l| {
+                FieldError::new(
+                    l.field.clone(),
+                    format!(
+                        "variant {} has less than the {} requested",
+                        l.variant_id, l.quantity
+                    ),
+                )
             })
             .collect();
-        let detail = match short.as_slice() {
+        let detail = match shortages.as_slice() {
             [one] => one.message.clone(),
             many => format!("{} lines ask for more than is in stock", many.len()),
         };
-        return Err(ApiError::conflict(ErrorCode::OutOfStock, detail).with_errors(short));
+        return Err(StockError::OutOfStock { detail, shortages });
     }
     let movements: Vec<Movement> = lines
         .iter()
-        .map(|(id, q, _)| {
-            Movement::new(
-                id,
-                -q,
-                "order",
-                after.get(*id).copied().unwrap_or((0, now)),
-                Some(order_id),
-            )
+        .filter_map(|l| {
+            after.get(l.variant_id).map(|applied| {
+                Movement::new(l.variant_id, -l.quantity, "order", *applied, Some(order_id))
+            })
         })
         .collect();
     record_movements(tx, tenant_id, &movements).await
 }
 
-/// Puts an order's stock back (a cancellation), with movement rows.
+/// Puts an order's stock back (a cancellation), with movement rows:
+/// `(variant, quantity)` per line.
 pub async fn return_stock(
     tx: &mut Tx,
     tenant_id: &TenantId,
     lines: &[(&str, i64)],
     order_id: &str,
     now: i64,
-) -> ApiResult<()> {
+) -> Result<(), StockError> {
     if lines.is_empty() {
         return Ok(());
     }
     let after = apply_deltas(tx, tenant_id, lines, Bound::NoOverflow, now).await?;
     if after.len() < lines.len() {
-        return Err(ApiError::field(
-            "status",
-            "returning this order's stock would overflow a variant's stock count",
-        ));
+        return Err(StockError::ReturnOverflow);
     }
     let movements: Vec<Movement> = lines
         .iter()

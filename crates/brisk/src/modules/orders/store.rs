@@ -23,8 +23,7 @@ use crate::platform::tenant::TenantId;
 pub enum LinePrices {
     /// The pricing engine, now (`POST /orders`).
     Engine,
-    /// Prices fixed earlier, one per item in order (a converted quotation):
-    /// `(unit_price, discount, line_total)`.
+    /// Prices fixed earlier, one per item in order (a converted quotation).
     Fixed(Vec<pricing::AgreedAmounts>),
 }
 
@@ -94,16 +93,14 @@ pub async fn place_order_in(
         LinePrices::Engine => pricing::price_cart(&new.items, &variants, customer.discount_bp)?,
         LinePrices::Fixed(prices) => pricing::agreed_cart(&new.items, prices, &variants)?,
     };
-    let lines: Vec<(&str, i64, String)> = cart
+    let lines: Vec<inventory::StockTake> = cart
         .lines
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            (
-                l.variant_id.as_str(),
-                l.quantity,
-                format!("items[{i}].quantity"),
-            )
+        .map(|(i, l)| inventory::StockTake {
+            variant_id: l.variant_id.as_str(),
+            quantity: l.quantity,
+            field: format!("items[{i}].quantity"),
         })
         .collect();
     inventory::take_stock(tx, tenant_id, &lines, &order_id, now).await?;

@@ -4,15 +4,7 @@
 //! All arithmetic is checked: an amount that does not fit in `i64` minor
 //! units is an error ([`Overflow`]), never a wrapped number.
 
-use serde::{Deserialize, Serialize};
-
-/// A quantity price break: from `min_quantity` units on, the unit price is
-/// `price`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Tier {
-    pub min_quantity: i64,
-    pub price: i64,
-}
+use crate::modules::catalog::Tier;
 
 /// What pricing needs to know about a variant.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,21 @@
-//! Pricing: the rules of API.md (tiers, customer discount, margins) as pure
-//! functions in `engine`, and the one place that loads what they need —
-//! every variant with its product's rule, and the customer — in a fixed
-//! number of statements, whatever the number of items. Quotations and orders
-//! get their prices from here.
+//! Pricing: the rules of API.md (which tier applies, customer discount,
+//! margins) as pure functions in `engine`, and the one place that loads what
+//! they need — every variant with its product's rule, and the customer — in
+//! a fixed number of statements, whatever the number of items. Quotations
+//! and orders get their prices from here.
 //!
-//! Invariants: a cart names each variant once, 1–500 lines, quantities ≥ 1;
-//! unknown, other tenants', deleted or inactive variants are refused (422,
-//! each line named); amounts never overflow silently.
+//! Owns no table: variants and their tiers are the catalog's data (read
+//! through `catalog::variants_for_sale`), customers the CRM's. Invariants: a
+//! cart names each variant once, 1–500 lines, quantities ≥ 1; unknown, other
+//! tenants', deleted or inactive variants are refused (each line named);
+//! amounts never overflow silently; a variant whose stored tiers are corrupt
+//! is an error, never priced at its list price. Failures are
+//! [`PricingError`]s; `error.rs` alone maps them to HTTP.
+//!
+//! Calls `catalog`, `crm` and `tenancy`; none of them calls pricing.
 
 pub mod engine;
+mod error;
 mod routes;
 
 use std::collections::HashMap;
@@ -16,11 +23,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::catalog::{VariantForSale, variants_for_sale};
-use crate::platform::http::error::{ApiError, ApiResult, FieldError};
 use crate::platform::tenant::TenantId;
-use crate::platform::validation::Validator;
+use crate::platform::validation::{FieldError, Invalid, Validator};
 use engine::{Line, PricedVariant, Totals};
 
+pub use error::PricingError;
 pub use routes::router;
 
 pub const MAX_ITEMS: usize = 500;
@@ -109,42 +116,39 @@ pub async fn load_variants<'c, E>(
     ex: E,
     tenant_id: &TenantId,
     items: &[CartItem],
-) -> ApiResult<HashMap<String, VariantForSale>>
+) -> Result<HashMap<String, VariantForSale>, PricingError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let ids: Vec<&str> = items.iter().map(|i| i.variant_id.as_str()).collect();
-    variants_for_sale(ex, tenant_id, &ids).await
+    Ok(variants_for_sale(ex, tenant_id, &ids).await?)
 }
 
-/// The 422 for a cart whose customer does not exist: it names
+/// The refusal of a cart whose customer does not exist: it names
 /// `customer_id` and, at once, every item that is bad too.
 pub fn unknown_customer(
     items: &[CartItem],
     variants: &HashMap<String, VariantForSale>,
-) -> ApiError {
-    let mut errors = vec![FieldError {
-        field: "customer_id".into(),
-        message: "no such customer".into(),
-    }];
-    if let Err(e) = price_cart(items, variants, 0) {
-        errors.extend(e.errors);
+) -> PricingError {
+    let mut errors = vec![FieldError::new("customer_id", "no such customer")];
+    if let Err(PricingError::Invalid(Invalid(bad_items))) = price_cart(items, variants, 0) {
+        errors.extend(bad_items);
     }
-    ApiError::validation(errors)
+    Invalid(errors).into()
 }
 
 /// Prices a cart whose variants are loaded. Unknown or unsellable variants
-/// and overflowing amounts are a 422 naming each line.
+/// and overflowing amounts are refused, each line named.
 pub fn price_cart(
     items: &[CartItem],
     variants: &HashMap<String, VariantForSale>,
     discount_bp: i64,
-) -> ApiResult<PricedCart> {
+) -> Result<PricedCart, PricingError> {
     cart_of(items, variants, |i, item, v| {
         let priced_variant = PricedVariant {
             price: v.price,
             cost: v.cost,
-            tiers: crate::modules::catalog::parse_tiers(&v.tiers),
+            tiers: v.tiers.clone(),
             min_margin_bp: v.min_margin_bp,
         };
         engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price).map_err(
@@ -156,9 +160,13 @@ pub fn price_cart(
     })
 }
 
-/// A line's amounts as agreed earlier (a quotation being converted):
-/// `(unit_price, discount, line_total)`.
-pub type AgreedAmounts = (i64, i64, i64);
+/// A line's amounts as agreed earlier (a quotation being converted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgreedAmounts {
+    pub unit_price: i64,
+    pub discount: i64,
+    pub line_total: i64,
+}
 
 /// A cart at amounts agreed earlier, one per item: the variants are checked
 /// for sale as in [`price_cart`], but today's prices play no part (they may
@@ -168,18 +176,17 @@ pub fn agreed_cart(
     items: &[CartItem],
     agreed: &[AgreedAmounts],
     variants: &HashMap<String, VariantForSale>,
-) -> ApiResult<PricedCart> {
+) -> Result<PricedCart, PricingError> {
     cart_of(items, variants, |i, item, v| {
-        let &(unit_price, discount, line_total) = agreed.get(i).ok_or_else(|| FieldError {
-            field: format!("items[{i}]"),
-            message: "has no agreed price".into(),
-        })?;
-        let margin_bp = engine::margin_bp(line_total, v.cost, item.quantity);
+        let agreed = agreed
+            .get(i)
+            .ok_or_else(|| FieldError::new(format!("items[{i}]"), "has no agreed price"))?;
+        let margin_bp = engine::margin_bp(agreed.line_total, v.cost, item.quantity);
         Ok(Line {
             quantity: item.quantity,
-            unit_price,
-            discount,
-            line_total,
+            unit_price: agreed.unit_price,
+            discount: agreed.discount,
+            line_total: agreed.line_total,
             margin_bp,
             margin_ok: margin_bp >= v.min_margin_bp,
         })
@@ -187,12 +194,12 @@ pub fn agreed_cart(
 }
 
 /// The shared frame of a cart: every item's variant must exist and be for
-/// sale; `line` prices the rest. All refusals are gathered into one 422.
+/// sale; `line` prices the rest. All refusals are gathered into one.
 fn cart_of(
     items: &[CartItem],
     variants: &HashMap<String, VariantForSale>,
     line: impl Fn(usize, &CartItem, &VariantForSale) -> Result<Line, FieldError>,
-) -> ApiResult<PricedCart> {
+) -> Result<PricedCart, PricingError> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -203,7 +210,7 @@ fn cart_of(
             });
             continue;
         };
-        if v.active == 0 || v.product_active == 0 {
+        if !v.active || !v.product_active {
             errors.push(FieldError {
                 field: format!("items[{i}].variant_id"),
                 message: "is not for sale (inactive)".into(),
@@ -216,11 +223,11 @@ fn cart_of(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
+        return Err(Invalid(errors).into());
     }
     let plain: Vec<Line> = lines.iter().map(as_line).collect();
     let totals = engine::totals(&plain)
-        .map_err(|_| ApiError::field("items", "the cart's total is too large"))?;
+        .map_err(|_| Invalid::field("items", "the cart's total is too large"))?;
     Ok(PricedCart { lines, totals })
 }
 

@@ -71,7 +71,7 @@ async fn calculate(
     let variants = load_variants(db, &auth.tenant_id, &items).await?;
     let discount_bp = match customer {
         Some(Some(c)) => c.discount_bp,
-        Some(None) => return Err(unknown_customer(&items, &variants)),
+        Some(None) => return Err(unknown_customer(&items, &variants).into()),
         None => 0,
     };
     let cart = price_cart(&items, &variants, discount_bp)?;

@@ -573,7 +573,11 @@ pub async fn convert(
         prices: LinePrices::Fixed(
             lines
                 .iter()
-                .map(|l| (l.unit_price, l.discount, l.line_total))
+                .map(|l| pricing::AgreedAmounts {
+                    unit_price: l.unit_price,
+                    discount: l.discount,
+                    line_total: l.line_total,
+                })
                 .collect(),
         ),
         quotation_id: Some(id.to_owned()),

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::TenancyError;
 use super::store::{self, NewTenant, Tenant, Tokens, User};
 use crate::platform::auth::{Action, AuthUser, Role};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
@@ -126,7 +127,7 @@ async fn signup(
     );
     v.finish()?;
     let password_hash = state.passwords.hash(req.password).await?;
-    let (tenant, user, tokens) = store::create_tenant(
+    let signed_up = store::create_tenant(
         &state,
         NewTenant {
             company_name: req.company_name.trim().to_owned(),
@@ -140,11 +141,11 @@ async fn signup(
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
-            tenant,
-            user,
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_in: tokens.expires_in,
+            tenant: signed_up.tenant,
+            user: signed_up.user,
+            access_token: signed_up.tokens.access_token,
+            refresh_token: signed_up.tokens.refresh_token,
+            expires_in: signed_up.tokens.expires_in,
         }),
     ))
 }
@@ -166,17 +167,15 @@ async fn login(
         return Err(ApiError::rate_limited(wait));
     }
     if req.password.chars().count() > MAX_PASSWORD_CHARS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "wrong e-mail or password",
-        ));
+        // No stored password is that long: refuse it without hashing it.
+        return Err(TenancyError::InvalidCredentials.into());
     }
-    let (tokens, user) = store::login(&state, &email, req.password).await?;
+    let logged_in = store::login(&state, &email, req.password).await?;
     Ok(Json(LoginResponse {
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        expires_in: tokens.expires_in,
-        user,
+        access_token: logged_in.tokens.access_token,
+        refresh_token: logged_in.tokens.refresh_token,
+        expires_in: logged_in.tokens.expires_in,
+        user: logged_in.user,
     }))
 }
 
@@ -188,9 +187,8 @@ async fn refresh(
     body: ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<Tokens>> {
     let req = body.parse()?;
-    store::refresh(&state, req.refresh_token.trim())
-        .await
-        .map(Json)
+    let tokens = store::refresh(&state, req.refresh_token.trim()).await?;
+    Ok(Json(tokens))
 }
 
 /// End the login a refresh token belongs to.
@@ -221,8 +219,12 @@ async fn me(
     ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), &["user", "tenant"])?;
-    let (user, tenant) = store::me(&state, &auth.tenant_id, &auth.user_id).await?;
-    Ok(object_response(&MeResponse { user, tenant }, &fields))
+    let caller = store::me(&state, &auth.tenant_id, &auth.user_id).await?;
+    let me = MeResponse {
+        user: caller.user,
+        tenant: caller.tenant,
+    };
+    Ok(object_response(&me, &fields))
 }
 
 /// Add a user to the caller's tenant (owner and admin only).

@@ -3,10 +3,10 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::error::TenancyError;
 use crate::platform::auth::{self, Role};
 use crate::platform::clock::{self, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, is_unique_violation, sql};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
@@ -57,17 +57,29 @@ pub struct NewTenant {
     pub password_hash: String,
 }
 
-const USER_COLUMNS: &str = "id, email, name, role, created_at";
-
-fn email_taken() -> ApiError {
-    ApiError::conflict(
-        ErrorCode::EmailTaken,
-        "a user with this e-mail already exists",
-    )
+/// A new tenant, its owner and the owner's first login.
+pub struct SignedUp {
+    pub tenant: Tenant,
+    pub user: User,
+    pub tokens: Tokens,
 }
 
+/// A user who logged in, with the login's tokens.
+pub struct LoggedIn {
+    pub user: User,
+    pub tokens: Tokens,
+}
+
+/// The user an access token names, and their tenant.
+pub struct Caller {
+    pub user: User,
+    pub tenant: Tenant,
+}
+
+const USER_COLUMNS: &str = "id, email, name, role, created_at";
+
 /// Creates a tenant with its owner and a first login, in one transaction.
-pub async fn create_tenant(state: &AppState, new: NewTenant) -> ApiResult<(Tenant, User, Tokens)> {
+pub async fn create_tenant(state: &AppState, new: NewTenant) -> Result<SignedUp, TenancyError> {
     let now = now_micros();
     let tenant = Tenant {
         id: TenantId::new(clock::new_id()),
@@ -92,7 +104,11 @@ pub async fn create_tenant(state: &AppState, new: NewTenant) -> ApiResult<(Tenan
     insert_user(&mut tx, &tenant.id, &user, &new.password_hash).await?;
     let tokens = start_login(state, &mut tx, &tenant.id, &user.id, Role::Owner).await?;
     commit(tx).await?;
-    Ok((tenant, user, tokens))
+    Ok(SignedUp {
+        tenant,
+        user,
+        tokens,
+    })
 }
 
 async fn insert_user(
@@ -100,7 +116,7 @@ async fn insert_user(
     tenant_id: &TenantId,
     user: &User,
     password_hash: &str,
-) -> ApiResult<()> {
+) -> Result<(), TenancyError> {
     sql(
         "INSERT INTO users (tenant_id, id, email, name, role, password_hash, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -116,7 +132,7 @@ async fn insert_user(
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
-            email_taken()
+            TenancyError::EmailTaken
         } else {
             e.into()
         }
@@ -131,7 +147,7 @@ async fn start_login(
     tenant_id: &TenantId,
     user_id: &str,
     role: Role,
-) -> ApiResult<Tokens> {
+) -> Result<Tokens, TenancyError> {
     let family = clock::new_id();
     issue_tokens(state, tx, tenant_id, user_id, role, &family).await
 }
@@ -143,7 +159,7 @@ async fn issue_tokens(
     user_id: &str,
     role: Role,
     family_id: &str,
-) -> ApiResult<Tokens> {
+) -> Result<Tokens, TenancyError> {
     let refresh = auth::new_refresh_token(tenant_id);
     let now = now_micros();
     sql("INSERT INTO refresh_tokens (tenant_id, token_hash, user_id, family_id, expires_at, created_at) \
@@ -157,14 +173,29 @@ async fn issue_tokens(
     .execute(&mut **tx)
     .await?;
     Ok(Tokens {
-        access_token: state.tokens.issue_access(user_id, tenant_id, role)?,
+        access_token: state
+            .tokens
+            .issue_access(user_id, tenant_id, role)
+            .map_err(|_| TenancyError::TokenSigning)?,
         refresh_token: refresh,
         expires_in: auth::ACCESS_TOKEN_SECS,
     })
 }
 
+/// The role a stored user row names.
+fn stored_role(user_id: &str, role: &str) -> Result<Role, TenancyError> {
+    Role::parse(role).ok_or_else(|| TenancyError::CorruptRole {
+        user_id: user_id.to_owned(),
+        role: role.to_owned(),
+    })
+}
+
 /// Checks e-mail and password; on success starts a login.
-pub async fn login(state: &AppState, email: &str, password: String) -> ApiResult<(Tokens, User)> {
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<LoggedIn, TenancyError> {
     let found = sql("SELECT tenant_id, id, email, name, role, password_hash, created_at FROM users WHERE email = $1")
         .bind(email.to_owned())
         .fetch_optional_as::<_, Credentials>(state.db.writer())
@@ -172,14 +203,12 @@ pub async fn login(state: &AppState, email: &str, password: String) -> ApiResult
     let ok = state
         .passwords
         .verify(password, found.as_ref().map(|c| c.password_hash.clone()))
-        .await?;
+        .await
+        .map_err(|_| TenancyError::PasswordHashing)?;
     let (true, Some(c)) = (ok, found) else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "wrong e-mail or password",
-        ));
+        return Err(TenancyError::InvalidCredentials);
     };
-    let role = Role::parse(&c.role).ok_or_else(ApiError::internal)?;
+    let role = stored_role(&c.id, &c.role)?;
     let mut tx = state.db.begin().await?;
     let tokens = start_login(state, &mut tx, &c.tenant_id, &c.id, role).await?;
     commit(tx).await?;
@@ -190,17 +219,13 @@ pub async fn login(state: &AppState, email: &str, password: String) -> ApiResult
         role: c.role,
         created_at: c.created_at,
     };
-    Ok((tokens, user))
-}
-
-fn refresh_rejected() -> ApiError {
-    ApiError::unauthorized("the refresh token is invalid, expired or already used")
+    Ok(LoggedIn { user, tokens })
 }
 
 /// Rotates a refresh token. A token presented a second time means it leaked
 /// (or a client raced itself): the whole family is revoked.
-pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
-    let tenant_id = auth::refresh_token_tenant(token).ok_or_else(refresh_rejected)?;
+pub async fn refresh(state: &AppState, token: &str) -> Result<Tokens, TenancyError> {
+    let tenant_id = auth::refresh_token_tenant(token).ok_or(TenancyError::RefreshRejected)?;
     // Trusted only because the token's hash is found under it below.
     let tenant_id = TenantId::new(tenant_id);
     let hash = auth::token_hash(token);
@@ -227,7 +252,7 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
         if reused > 0 {
             tracing::warn!("refresh token reuse detected; its family was revoked");
         }
-        return Err(refresh_rejected());
+        return Err(TenancyError::RefreshRejected);
     };
     let user_id: String = sqlx::Row::try_get(&row, "user_id")?;
     let family_id: String = sqlx::Row::try_get(&row, "family_id")?;
@@ -236,9 +261,9 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<Tokens> {
         .bind(user_id.clone())
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(refresh_rejected)?;
+        .ok_or(TenancyError::RefreshRejected)?;
     let role: String = sqlx::Row::try_get(&role_row, "role")?;
-    let role = Role::parse(&role).ok_or_else(ApiError::internal)?;
+    let role = stored_role(&user_id, &role)?;
     let tokens = issue_tokens(state, &mut tx, &tenant_id, &user_id, role, &family_id).await?;
     commit(tx).await?;
     Ok(tokens)
@@ -252,7 +277,7 @@ pub async fn logout(
     tenant_id: &TenantId,
     user_id: &str,
     token: &str,
-) -> ApiResult<()> {
+) -> Result<(), TenancyError> {
     if auth::refresh_token_tenant(token) != Some(tenant_id.as_str()) {
         return Ok(());
     }
@@ -272,20 +297,20 @@ pub async fn me(
     state: &AppState,
     tenant_id: &TenantId,
     user_id: &str,
-) -> ApiResult<(User, Tenant)> {
+) -> Result<Caller, TenancyError> {
     let user =
         sql("SELECT id, email, name, role, created_at FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(user_id.to_owned())
             .fetch_optional_as::<_, User>(state.db.reader())
             .await?
-            .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+            .ok_or(TenancyError::UserGone)?;
     let tenant = tenant(state, tenant_id).await?;
-    Ok((user, tenant))
+    Ok(Caller { user, tenant })
 }
 
 /// The tenant's currency. It never changes, so each node keeps it once read.
-pub async fn currency(state: &AppState, tenant_id: &TenantId) -> ApiResult<String> {
+pub async fn currency(state: &AppState, tenant_id: &TenantId) -> Result<String, TenancyError> {
     if let Some(c) = state.currencies.get(tenant_id) {
         return Ok(c);
     }
@@ -296,12 +321,12 @@ pub async fn currency(state: &AppState, tenant_id: &TenantId) -> ApiResult<Strin
     Ok(currency)
 }
 
-pub async fn tenant(state: &AppState, tenant_id: &TenantId) -> ApiResult<Tenant> {
+pub async fn tenant(state: &AppState, tenant_id: &TenantId) -> Result<Tenant, TenancyError> {
     sql("SELECT id, name, currency FROM tenants WHERE id = $1")
         .bind(tenant_id)
         .fetch_optional_as::<_, Tenant>(state.db.reader())
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the token's tenant no longer exists"))
+        .ok_or(TenancyError::TenantGone)
 }
 
 pub async fn create_user(
@@ -311,7 +336,7 @@ pub async fn create_user(
     name: String,
     role: Role,
     password_hash: String,
-) -> ApiResult<User> {
+) -> Result<User, TenancyError> {
     let user = User {
         id: clock::new_id(),
         email,
@@ -329,7 +354,7 @@ pub async fn list_users(
     state: &AppState,
     tenant_id: &TenantId,
     page: &Page,
-) -> ApiResult<(Vec<User>, Option<String>)> {
+) -> Result<(Vec<User>, Option<String>), TenancyError> {
     let mut q = SqlBuilder::new(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = "
     ));
@@ -352,7 +377,7 @@ pub struct DemoLogin {
 }
 
 /// Creates the demo tenant unless its owner's e-mail already exists.
-pub async fn create_demo_tenant(state: &AppState) -> ApiResult<DemoLogin> {
+pub async fn create_demo_tenant(state: &AppState) -> Result<DemoLogin, TenancyError> {
     let email = "owner@demo.brisk.local".to_owned();
     let password = "brisk-demo-2026".to_owned();
     let exists = sql("SELECT 1 FROM users WHERE email = $1")
@@ -361,7 +386,11 @@ pub async fn create_demo_tenant(state: &AppState) -> ApiResult<DemoLogin> {
         .await?
         .is_some();
     if !exists {
-        let password_hash = state.passwords.hash(password.clone()).await?;
+        let password_hash = state
+            .passwords
+            .hash(password.clone())
+            .await
+            .map_err(|_| TenancyError::PasswordHashing)?;
         create_tenant(
             state,
             NewTenant {
