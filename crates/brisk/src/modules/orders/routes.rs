@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::{HISTORY_FIELDS, ORDER_DETAIL_FIELDS, ORDER_LIST_FIELDS, Order};
 use super::store::{self, LinePrices, NewOrder, OrderFilter};
@@ -114,7 +115,7 @@ async fn place_order(
                     prices: LinePrices::Engine,
                     quotation_id: None,
                 };
-                store::place_order(&state, &auth.tenant_id, new, claim).await
+                Ok(store::place_order(&state, &auth.tenant_id, new, claim).await?)
             },
         )
         .await
@@ -235,7 +236,7 @@ async fn change_status(
         .and_then(OrderStatus::parse);
     auth.require(target.map_or(Action::WriteSales, OrderStatus::required_action))?;
     if !store::order_exists(state.db.writer(), &auth.tenant_id, &id).await? {
-        return Err(ApiError::not_found("no such order"));
+        return Err(OrderError::NotFound.into());
     }
     let req: StatusChange = from_value(raw?)?;
     let mut v = Validator::new();
@@ -250,13 +251,13 @@ async fn change_status(
     }
     v.finish()?;
     let to = to.ok_or_else(ApiError::internal)?;
-    store::change_status(
+    let order = store::change_status(
         &state,
         &auth.tenant_id,
         &id,
         to,
         req.note.as_deref().map(str::trim),
     )
-    .await
-    .map(Json)
+    .await?;
+    Ok(Json(order))
 }
