@@ -49,8 +49,14 @@ pub struct OrderItemRequest {
 
 pub const NOTES_CHARS: usize = 10_000;
 
+/// The parts of an order request checked without the database.
+pub struct CheckedOrder {
+    pub items: Vec<CartItem>,
+    pub payment_method: PaymentMethod,
+}
+
 /// Checks what an order request can be checked for without the database.
-pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, PaymentMethod)> {
+pub fn check_order_request(req: &OrderRequest) -> ApiResult<CheckedOrder> {
     let items: Vec<CartItem> = req
         .items
         .iter()
@@ -77,7 +83,12 @@ pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, Paym
         v.optional_text("notes", notes, NOTES_CHARS);
     }
     v.finish()?;
-    Ok((items, method.ok_or_else(ApiError::internal)?))
+    // The validator refused a missing method above.
+    let payment_method = method.ok_or_else(ApiError::internal)?;
+    Ok(CheckedOrder {
+        items,
+        payment_method,
+    })
 }
 
 /// Place an order: prices, stock, wallet debit, all in one transaction.
@@ -106,11 +117,11 @@ async fn place_order(
             StatusCode::CREATED,
             |claim| async {
                 let req: OrderRequest = from_value(request.clone())?;
-                let (items, payment_method) = check_order_request(&req)?;
+                let checked = check_order_request(&req)?;
                 let new = NewOrder {
                     customer_id: req.customer_id.trim().to_owned(),
-                    items,
-                    payment_method,
+                    items: checked.items,
+                    payment_method: checked.payment_method,
                     notes: req.notes.map(|n| n.trim().to_owned()),
                     prices: LinePrices::Engine,
                     quotation_id: None,
