@@ -8,7 +8,7 @@ use super::error::QuoteError;
 use super::lifecycle::QuotationStatus;
 use crate::platform::clock;
 
-/// A quotation line as the API shows it.
+// A quotation line as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuotationLine {
     #[serde(skip)]
