@@ -143,14 +143,46 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(key.to_owned()))
 }
 
+/// Why a claim could not record its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A retry took the key over as stale: this request must not commit.
+    #[error("the idempotency key was taken over by a retry")]
+    TakenOver,
+}
+
+impl From<RecordError> for ApiError {
+    fn from(err: RecordError) -> Self {
+        match err {
+            RecordError::Database(e) => ApiError::from(e),
+            RecordError::TakenOver => ApiError::unavailable(
+                "this Idempotency-Key was taken over by a retry; retry again to get its answer",
+            ),
+        }
+    }
+}
+
 impl Claim {
     /// Remembers the success answer inside the business transaction.
-    pub async fn record(&self, tx: &mut Tx, body: &impl serde::Serialize) -> ApiResult<()> {
-        let body = serde_json::to_string(body).map_err(|_| ApiError::internal())?;
+    pub async fn record(
+        &self,
+        tx: &mut Tx,
+        body: &impl serde::Serialize,
+    ) -> Result<(), RecordError> {
+        // An answer that cannot be encoded fails like a value the database
+        // could not be handed (a 500).
+        let body = serde_json::to_string(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         self.record_with(&mut **tx, self.success, &body).await
     }
 
-    async fn record_with<'c, E>(&self, ex: E, status: StatusCode, body: &str) -> ApiResult<()>
+    async fn record_with<'c, E>(
+        &self,
+        ex: E,
+        status: StatusCode,
+        body: &str,
+    ) -> Result<(), RecordError>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
@@ -168,9 +200,7 @@ impl Claim {
             Ok(())
         } else {
             // Another request took the key over: this one must not commit.
-            Err(ApiError::unavailable(
-                "this Idempotency-Key was taken over by a retry; retry again to get its answer",
-            ))
+            Err(RecordError::TakenOver)
         }
     }
 
@@ -446,7 +476,7 @@ where
                 .record_with(keys.db.writer(), err.status, &problem)
                 .await
             {
-                tracing::warn!(error = %store.detail, "could not remember a refused idempotent request");
+                tracing::warn!(error = %store, "could not remember a refused idempotent request");
                 claim.release(keys).await;
             }
             Err(err)

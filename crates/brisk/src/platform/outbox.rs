@@ -5,7 +5,6 @@
 
 use crate::platform::clock::new_id;
 use crate::platform::db::{Tx, sql};
-use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::tenant::TenantId;
 
 /// Event names, as webhooks will publish them.
@@ -16,14 +15,19 @@ pub mod topic {
     pub const WALLET_CREDITED: &str = "wallet.credited";
 }
 
+/// Writes one event in the caller's transaction. Its only failures are the
+/// database's, so each module's error carries them as it carries its own
+/// statements' (503 when the database is busy or gone, else 500).
 pub async fn publish(
     tx: &mut Tx,
     tenant_id: &TenantId,
     topic: &str,
     payload: &impl serde::Serialize,
     now: i64,
-) -> ApiResult<()> {
-    let payload = serde_json::to_string(payload).map_err(|_| ApiError::internal())?;
+) -> Result<(), sqlx::Error> {
+    // A payload that cannot be encoded fails like any value the database
+    // could not be handed (a 500).
+    let payload = serde_json::to_string(payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sql("INSERT INTO outbox (tenant_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(tenant_id)
         .bind(new_id())

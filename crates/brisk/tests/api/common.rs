@@ -232,6 +232,22 @@ impl TestServer {
             .expect("a raw connection to the test database")
     }
 
+    /// The payloads of a tenant's outbox events on `topic`, oldest first.
+    pub async fn outbox(&self, tenant_id: &str, topic: &str) -> Vec<Value> {
+        let pool = self.raw_database().await;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT payload FROM outbox WHERE tenant_id = $1 AND topic = $2 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .bind(topic)
+        .fetch_all(&pool)
+        .await
+        .expect("outbox rows");
+        rows.iter()
+            .map(|(payload,)| serde_json::from_str(payload).expect("a JSON payload"))
+            .collect()
+    }
+
     pub async fn signup(&self, company: &str) -> Session {
         let email = format!(
             "owner-{}@{}.example",

@@ -612,6 +612,50 @@ async fn the_lifecycle_moves_forward_and_refuses_everything_else() {
         .assert_problem(404, "not_found");
 }
 
+/// `order.status_changed` carries what its webhook will send: the move,
+/// its note, and the whole order after it, exactly as the answer shows it.
+#[tokio::test]
+async fn a_status_change_publishes_the_move_and_the_order_after_it() {
+    let s = start().await;
+    let shop = shop(&s, 1, 50).await;
+    let t = &shop.owner.token;
+    let o = s.post("/api/v1/orders", t, json!({"customer_id": shop.customer, "payment_method": "invoice", "items": [{"variant_id": shop.variants[0], "quantity": 2}]})).await;
+    let id = o.body["id"].as_str().unwrap();
+    let path = format!("/api/v1/orders/{id}/status");
+    s.post(&path, t, json!({"status": "delivered"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    let paid = s
+        .post(&path, t, json!({"status": "paid", "note": " wired "}))
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    let cancelled = s.post(&path, t, json!({"status": "cancelled"})).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let events = s
+        .outbox(&shop.owner.tenant_id, "order.status_changed")
+        .await;
+    assert_eq!(
+        events.len(),
+        2,
+        "a refused move publishes nothing: {events:?}"
+    );
+    for (event, (answer, from, to, note)) in events.iter().zip([
+        (&paid.body, "placed", "paid", json!("wired")),
+        (&cancelled.body, "paid", "cancelled", Value::Null),
+    ]) {
+        assert_eq!(event["order_id"], id);
+        assert_eq!(event["number"], o.body["number"]);
+        assert_eq!(event["from"], from);
+        assert_eq!(event["to"], to);
+        assert_eq!(event["note"], note);
+        assert_eq!(&event["order"], answer, "the order as the answer shows it");
+    }
+    assert_eq!(
+        events[1]["order"]["status_history"][0]["status"], "cancelled",
+        "the order as it reads after the move"
+    );
+}
+
 #[tokio::test]
 async fn cancelling_puts_stock_back_and_refunds_a_wallet_payment() {
     let s = start().await;

@@ -2,23 +2,28 @@
 //!
 //! Owns `orders`, `order_items` and `order_status_history`. Invariants:
 //! placing an order is one transaction that prices the items (pricing
-//! engine), takes every variant's stock with one conditional atomic update,
-//! debits the wallet for wallet payments with a conditional atomic update,
-//! and writes the order, its items, its first history entry, the stock
-//! movements, the wallet entry and an `order.created` outbox event — all or
-//! nothing, in the same number of statements for 1 item as for 500. The
-//! lifecycle is `placed → paid → shipped → delivered`, `placed | paid →
-//! cancelled`; a status moves only from the state it was read in
-//! (conditional update), so of two racing moves exactly one wins.
-//! Cancelling puts the stock back and refunds a wallet payment in the same
-//! transaction.
+//! engine, or the amounts a quotation agreed), takes every variant's stock
+//! with one conditional atomic update, debits the wallet for wallet
+//! payments with a conditional atomic update, and writes the order, its
+//! items, its first history entry, the stock movements, the wallet entry
+//! and an `order.created` outbox event — all or nothing, in the same number
+//! of statements for 1 item as for 500. The lifecycle ([`OrderStatus`]) is
+//! `placed → paid → shipped → delivered`, `placed | paid → cancelled`; a
+//! status moves only from the state it was read in (conditional update), so
+//! of two racing moves exactly one wins, and every move publishes
+//! `order.status_changed` ([`OrderStatusChanged`]: the move and the order
+//! after it) in its transaction. Cancelling puts the stock back and refunds
+//! a wallet payment in the same transaction. The store fails with
+//! [`OrderError`]; `error.rs` alone maps it onto the API's codes.
 
+mod error;
 mod lifecycle;
 mod model;
 mod routes;
 mod store;
 
+pub use error::OrderError;
 pub use lifecycle::{OrderStatus, PaymentMethod};
-pub use model::Order;
+pub use model::{Order, OrderStatusChanged};
 pub use routes::router;
 pub use store::{LinePrices, NewOrder, place_order, place_order_in};

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::lifecycle::OrderStatus;
 use crate::platform::clock;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -95,6 +96,20 @@ impl OrderRow {
             updated_at: self.updated_at,
         }
     }
+}
+
+/// The `order.status_changed` event, as its webhook will send it: the move
+/// and its note, and the whole order as it reads after the move (as
+/// `GET /orders/{id}` answers it). `order_id` and `number` repeat the
+/// order's own for consumers that read only the move.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderStatusChanged {
+    pub order_id: String,
+    pub number: String,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub note: Option<String>,
+    pub order: Order,
 }
 
 /// The fields of an order in a list. A list item carries no

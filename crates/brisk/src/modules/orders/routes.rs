@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::{HISTORY_FIELDS, ORDER_DETAIL_FIELDS, ORDER_LIST_FIELDS, Order};
 use super::store::{self, LinePrices, NewOrder, OrderFilter};
@@ -48,8 +49,14 @@ pub struct OrderItemRequest {
 
 pub const NOTES_CHARS: usize = 10_000;
 
+/// The parts of an order request checked without the database.
+pub struct CheckedOrder {
+    pub items: Vec<CartItem>,
+    pub payment_method: PaymentMethod,
+}
+
 /// Checks what an order request can be checked for without the database.
-pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, PaymentMethod)> {
+pub fn check_order_request(req: &OrderRequest) -> ApiResult<CheckedOrder> {
     let items: Vec<CartItem> = req
         .items
         .iter()
@@ -76,7 +83,12 @@ pub fn check_order_request(req: &OrderRequest) -> ApiResult<(Vec<CartItem>, Paym
         v.optional_text("notes", notes, NOTES_CHARS);
     }
     v.finish()?;
-    Ok((items, method.ok_or_else(ApiError::internal)?))
+    // The validator refused a missing method above.
+    let payment_method = method.ok_or_else(ApiError::internal)?;
+    Ok(CheckedOrder {
+        items,
+        payment_method,
+    })
 }
 
 /// Place an order: prices, stock, wallet debit, all in one transaction.
@@ -105,16 +117,16 @@ async fn place_order(
             StatusCode::CREATED,
             |claim| async {
                 let req: OrderRequest = from_value(request.clone())?;
-                let (items, payment_method) = check_order_request(&req)?;
+                let checked = check_order_request(&req)?;
                 let new = NewOrder {
                     customer_id: req.customer_id.trim().to_owned(),
-                    items,
-                    payment_method,
+                    items: checked.items,
+                    payment_method: checked.payment_method,
                     notes: req.notes.map(|n| n.trim().to_owned()),
                     prices: LinePrices::Engine,
                     quotation_id: None,
                 };
-                store::place_order(&state, &auth.tenant_id, new, claim).await
+                Ok(store::place_order(&state, &auth.tenant_id, new, claim).await?)
             },
         )
         .await
@@ -235,7 +247,7 @@ async fn change_status(
         .and_then(OrderStatus::parse);
     auth.require(target.map_or(Action::WriteSales, OrderStatus::required_action))?;
     if !store::order_exists(state.db.writer(), &auth.tenant_id, &id).await? {
-        return Err(ApiError::not_found("no such order"));
+        return Err(OrderError::NotFound.into());
     }
     let req: StatusChange = from_value(raw?)?;
     let mut v = Validator::new();
@@ -250,13 +262,13 @@ async fn change_status(
     }
     v.finish()?;
     let to = to.ok_or_else(ApiError::internal)?;
-    store::change_status(
+    let order = store::change_status(
         &state,
         &auth.tenant_id,
         &id,
         to,
         req.note.as_deref().map(str::trim),
     )
-    .await
-    .map(Json)
+    .await?;
+    Ok(Json(order))
 }

@@ -2,16 +2,15 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
 use sqlx::{Any, Executor};
 
+use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
 use crate::modules::pricing::{self, CartItem, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
@@ -35,6 +34,19 @@ pub struct NewOrder {
     pub notes: Option<String>,
     pub prices: LinePrices,
     pub quotation_id: Option<String>,
+}
+
+/// Stock a cancelled order line gives back.
+struct StockReturn<'a> {
+    variant_id: &'a str,
+    quantity: i64,
+}
+
+impl<'a> StockReturn<'a> {
+    /// The positional lines `inventory::return_stock` still takes.
+    fn for_inventory(returns: &'a [StockReturn<'a>]) -> Vec<(&'a str, i64)> {
+        returns.iter().map(|r| (r.variant_id, r.quantity)).collect()
+    }
 }
 
 fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
@@ -62,7 +74,7 @@ pub async fn place_order(
     tenant_id: &TenantId,
     new: NewOrder,
     claim: Option<Claim>,
-) -> ApiResult<Order> {
+) -> Result<Order, OrderError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let order = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
@@ -82,7 +94,7 @@ pub async fn place_order_in(
     order_id: &str,
     new: NewOrder,
     now: i64,
-) -> ApiResult<Order> {
+) -> Result<Order, OrderError> {
     let order_id = order_id.to_owned();
     let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
     inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
@@ -201,7 +213,7 @@ async fn insert_history(
     status: OrderStatus,
     note: Option<&str>,
     now: i64,
-) -> ApiResult<HistoryEntry> {
+) -> Result<HistoryEntry, OrderError> {
     let entry = HistoryEntry {
         id: new_id(),
         status: status.as_str().to_owned(),
@@ -220,15 +232,11 @@ async fn insert_history(
     Ok(entry)
 }
 
-fn order_not_found() -> ApiError {
-    ApiError::not_found("no such order")
-}
-
 async fn order_row<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Option<OrderRow>> {
+) -> Result<Option<OrderRow>, OrderError> {
     Ok(sql_order_by_id()
         .bind(tenant_id)
         .bind(id)
@@ -240,7 +248,7 @@ pub async fn order_exists<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<bool> {
+) -> Result<bool, OrderError> {
     Ok(sql("SELECT 1 FROM orders WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -259,7 +267,7 @@ async fn items_of_orders<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     tenant_id: &TenantId,
     order_ids: &[&str],
-) -> ApiResult<HashMap<String, Vec<OrderItem>>> {
+) -> Result<HashMap<String, Vec<OrderItem>>, OrderError> {
     let mut by_order: HashMap<String, Vec<OrderItem>> = HashMap::new();
     if order_ids.is_empty() {
         return Ok(by_order);
@@ -291,7 +299,7 @@ async fn history_page<'c, E: Executor<'c, Database = Any>>(
     order_id: &str,
     limit: i64,
     after: Option<&Cursor>,
-) -> ApiResult<Vec<HistoryEntry>> {
+) -> Result<Vec<HistoryEntry>, OrderError> {
     let mut q = SqlBuilder::new(
         "SELECT id, status, note, created_at FROM order_status_history WHERE tenant_id = ",
     );
@@ -304,14 +312,27 @@ async fn history_page<'c, E: Executor<'c, Database = Any>>(
     Ok(q.build().fetch_all_as::<_, HistoryEntry>(ex).await?)
 }
 
+/// [`order_detail`] inside a write transaction, which sees its own writes.
+async fn order_detail_in(tx: &mut Tx, tenant_id: &TenantId, id: &str) -> Result<Order, OrderError> {
+    let row = order_row(&mut **tx, tenant_id, id)
+        .await?
+        .ok_or(OrderError::NotFound)?;
+    let items = items_of_orders(&mut **tx, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
+    let history = history_page(&mut **tx, tenant_id, id, HISTORY_IN_DETAIL, None).await?;
+    Ok(row.into_order(items, Some(history)))
+}
+
 /// An order with its items and latest 20 history entries: three statements.
-pub async fn order_detail<'c, E>(ex: E, tenant_id: &TenantId, id: &str) -> ApiResult<Order>
+pub async fn order_detail<'c, E>(ex: E, tenant_id: &TenantId, id: &str) -> Result<Order, OrderError>
 where
     E: Executor<'c, Database = Any> + Copy,
 {
     let row = order_row(ex, tenant_id, id)
         .await?
-        .ok_or_else(order_not_found)?;
+        .ok_or(OrderError::NotFound)?;
     let items = items_of_orders(ex, tenant_id, &[id])
         .await?
         .remove(id)
@@ -325,10 +346,10 @@ pub async fn history(
     tenant_id: &TenantId,
     order_id: &str,
     page: &Page,
-) -> ApiResult<(Vec<HistoryEntry>, Option<String>)> {
+) -> Result<(Vec<HistoryEntry>, Option<String>), OrderError> {
     let db = state.db.reader();
     if !order_exists(db, tenant_id, order_id).await? {
-        return Err(order_not_found());
+        return Err(OrderError::NotFound);
     }
     let rows = history_page(
         db,
@@ -360,7 +381,7 @@ pub async fn list_orders(
     tenant_id: &TenantId,
     filter: &OrderFilter,
     page: &Page,
-) -> ApiResult<(Vec<Order>, Option<String>)> {
+) -> Result<(Vec<Order>, Option<String>), OrderError> {
     let db = state.db.reader();
     let mut q = SqlBuilder::new(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
@@ -399,32 +420,27 @@ pub async fn list_orders(
 }
 
 /// Moves an order along its lifecycle in one transaction; cancelling puts
-/// the stock back and refunds a wallet payment.
+/// the stock back and refunds a wallet payment. Publishes
+/// `order.status_changed` with the order as it reads after the move, which
+/// is also the answer.
 pub async fn change_status(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
     to: OrderStatus,
     note: Option<&str>,
-) -> ApiResult<Order> {
+) -> Result<Order, OrderError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let row = order_row(&mut *tx, tenant_id, id)
         .await?
-        .ok_or_else(order_not_found)?;
-    let from = OrderStatus::parse(&row.status).ok_or_else(ApiError::internal)?;
-    let refuse = || {
-        ApiError::conflict(
-            ErrorCode::InvalidTransition,
-            format!(
-                "an order that is {} cannot become {}",
-                from.as_str(),
-                to.as_str()
-            ),
-        )
-    };
+        .ok_or(OrderError::NotFound)?;
+    let from = OrderStatus::parse(&row.status).ok_or_else(|| OrderError::CorruptStatus {
+        id: row.id.clone(),
+        status: row.status.clone(),
+    })?;
     if !from.can_move_to(to) {
-        return Err(refuse());
+        return Err(OrderError::InvalidTransition { from, to });
     }
     // Only from the status just read: of two racing moves, one wins. The
     // history entry's time is taken under the row lock, after the order's
@@ -440,7 +456,7 @@ pub async fn change_status(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(moved) = moved else {
-        return Err(refuse());
+        return Err(OrderError::InvalidTransition { from, to });
     };
     let moved_at: i64 = sqlx::Row::try_get(&moved, "updated_at")?;
     if to == OrderStatus::Cancelled {
@@ -448,26 +464,39 @@ pub async fn change_status(
             .await?
             .remove(id)
             .unwrap_or_default();
-        let lines: Vec<(&str, i64)> = items
+        let returns: Vec<StockReturn> = items
             .iter()
-            .map(|i| (i.variant_id.as_str(), i.quantity))
+            .map(|i| StockReturn {
+                variant_id: &i.variant_id,
+                quantity: i.quantity,
+            })
             .collect();
-        let ids: Vec<&str> = lines.iter().map(|(v, _)| *v).collect();
+        let ids: Vec<&str> = returns.iter().map(|r| r.variant_id).collect();
         inventory::lock_variants(&mut tx, state.db.backend(), tenant_id, &ids).await?;
-        inventory::return_stock(&mut tx, tenant_id, &lines, id, now).await?;
+        inventory::return_stock(
+            &mut tx,
+            tenant_id,
+            &StockReturn::for_inventory(&returns),
+            id,
+            now,
+        )
+        .await?;
         if row.payment_method == PaymentMethod::Wallet.as_str() {
             wallet::refund(&mut tx, tenant_id, &row.customer_id, row.total, id, now).await?;
         }
     }
     insert_history(&mut tx, tenant_id, id, to, note, moved_at).await?;
-    outbox::publish(
-        &mut tx,
-        tenant_id,
-        topic::ORDER_STATUS_CHANGED,
-        &json!({"order_id": id, "number": row.number, "from": from.as_str(), "to": to.as_str(), "note": note}),
-        now,
-    )
-    .await?;
+    // Read inside the transaction, as the detail would read it after the
+    // commit: the event carries the very order the answer shows.
+    let event = OrderStatusChanged {
+        order_id: row.id,
+        number: row.number,
+        from,
+        to,
+        note: note.map(str::to_owned),
+        order: order_detail_in(&mut tx, tenant_id, id).await?,
+    };
+    outbox::publish(&mut tx, tenant_id, topic::ORDER_STATUS_CHANGED, &event, now).await?;
     commit(tx).await?;
-    order_detail(state.db.writer(), tenant_id, id).await
+    Ok(event.order)
 }

@@ -10,7 +10,10 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::store::{self, QUOTATION_FIELDS, Quotation, QuotationInput};
+use super::error::QuoteError;
+use super::lifecycle::QuotationStatus;
+use super::model::{QUOTATION_FIELDS, Quotation};
+use super::store::{self, QuotationInput};
 use crate::modules::orders::{Order, PaymentMethod};
 use crate::modules::pricing::{CartItem, check_items};
 use crate::platform::auth::{Action, AuthUser};
@@ -151,17 +154,14 @@ async fn list(
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
-    let status = p.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status
-        && !matches!(
-            s,
-            "draft" | "sent" | "accepted" | "rejected" | "converted" | "expired"
-        )
-    {
-        return Err(ApiError::bad_request(
-            "status must be draft, sent, accepted, rejected, converted or expired",
-        ));
-    }
+    let status = match p.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(QuotationStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "status must be draft, sent, accepted, rejected, converted or expired",
+            )
+        })?),
+    };
     let customer_id = p.customer_id.as_deref().filter(|c| !c.is_empty());
     let (items, next) = store::list(&state, &auth.tenant_id, status, customer_id, &page).await?;
     Ok(list_response(&items, next, &fields))
@@ -191,44 +191,47 @@ async fn patch(
     body: ApiJson<QuotationPatch>,
 ) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
-    store::edit(&state, &auth.tenant_id, &id, |mut input| {
-        let patch = body.parse()?;
-        let mut v = Validator::new();
-        match patch.customer_id {
-            Some(Some(c)) => input.customer_id = c.trim().to_owned(),
-            Some(None) => v.error("customer_id", "must not be null"),
-            None => {}
-        }
-        if let Some(items) = &patch.items {
-            input.items = cart_items(items);
-        }
-        if let Some(text) = &patch.valid_until
-            && let Some(date) = check_valid_until(&mut v, text)
-        {
-            input.valid_until = date;
-        }
-        if let Some(notes) = patch.notes {
-            input.notes = notes.map(|n| n.trim().to_owned());
-        }
-        check_input(&mut v, &input);
-        v.finish().map(|()| input).map_err(ApiError::from)
-    })
-    .await
-    .map(Json)
+    // The quotation is read (404) before the body is looked at (400, 422).
+    let edit = store::begin_edit(&state, &auth.tenant_id, &id).await?;
+    let input = patched(edit.contents(), body)?;
+    Ok(Json(edit.save(&auth.tenant_id, input).await?))
+}
+
+/// The stored contents with the PATCH body applied, checked as a whole.
+fn patched(mut input: QuotationInput, body: ApiJson<QuotationPatch>) -> ApiResult<QuotationInput> {
+    let patch = body.parse()?;
+    let mut v = Validator::new();
+    match patch.customer_id {
+        Some(Some(c)) => input.customer_id = c.trim().to_owned(),
+        Some(None) => v.error("customer_id", "must not be null"),
+        None => {}
+    }
+    if let Some(items) = &patch.items {
+        input.items = cart_items(items);
+    }
+    if let Some(text) = &patch.valid_until
+        && let Some(date) = check_valid_until(&mut v, text)
+    {
+        input.valid_until = date;
+    }
+    if let Some(notes) = patch.notes {
+        input.notes = notes.map(|n| n.trim().to_owned());
+    }
+    check_input(&mut v, &input);
+    v.finish()?;
+    Ok(input)
 }
 
 async fn move_quotation(
     state: &AppState,
     auth: &AuthUser,
     id: &str,
-    from: &str,
-    to: &str,
-    action: &str,
+    to: QuotationStatus,
 ) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
-    store::transition(state, &auth.tenant_id, id, from, to, action)
-        .await
-        .map(Json)
+    Ok(Json(
+        store::transition(state, &auth.tenant_id, id, to).await?,
+    ))
 }
 
 /// draft → sent.
@@ -240,7 +243,7 @@ async fn send(
     Path(id): Path<String>,
     _body: ActionJson<Value>,
 ) -> ApiResult<Json<Quotation>> {
-    move_quotation(&state, &auth, &id, "draft", "sent", "sent").await
+    move_quotation(&state, &auth, &id, QuotationStatus::Sent).await
 }
 
 /// sent → accepted.
@@ -252,7 +255,7 @@ async fn accept(
     Path(id): Path<String>,
     _body: ActionJson<Value>,
 ) -> ApiResult<Json<Quotation>> {
-    move_quotation(&state, &auth, &id, "sent", "accepted", "accepted").await
+    move_quotation(&state, &auth, &id, QuotationStatus::Accepted).await
 }
 
 /// sent → rejected.
@@ -264,7 +267,7 @@ async fn reject(
     Path(id): Path<String>,
     _body: ActionJson<Value>,
 ) -> ApiResult<Json<Quotation>> {
-    move_quotation(&state, &auth, &id, "sent", "rejected", "rejected").await
+    move_quotation(&state, &auth, &id, QuotationStatus::Rejected).await
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -284,7 +287,7 @@ async fn convert(
 ) -> ApiResult<impl IntoResponse> {
     auth.require(Action::WriteSales)?;
     if !store::exists(&state, &auth.tenant_id, &id).await? {
-        return Err(ApiError::not_found("no such quotation"));
+        return Err(QuoteError::NotFound.into());
     }
     let req = body.parse()?;
     let method = match req.payment_method.as_deref().map(str::trim) {

@@ -2,135 +2,26 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use serde_json::json;
-use sqlx::{Any, Executor, FromRow};
+use sqlx::{Any, Executor};
 
+use super::error::QuoteError;
+use super::lifecycle::QuotationStatus;
+use super::model::{
+    QUOTATION_COLUMNS, Quotation, QuotationAccepted, QuotationLine, QuotationLineRow, QuotationRow,
+};
 use crate::modules::crm;
 use crate::modules::orders::{self, LinePrices, NewOrder, PaymentMethod};
 use crate::modules::pricing::{self, CartItem, PricedCart};
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql, sql_owned};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::outbox::{self, topic};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
-
-#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
-pub struct QuotationLine {
-    #[serde(skip)]
-    pub quotation_id: String,
-    pub variant_id: String,
-    pub sku: String,
-    pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
-    pub margin_bp: i64,
-    #[serde(serialize_with = "as_bool")]
-    #[schema(value_type = bool)]
-    pub margin_ok: i64,
-    #[serde(skip)]
-    pub explicit_price: i64,
-}
-
-fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0)
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct QuotationRow {
-    pub id: String,
-    pub number: String,
-    pub status: String,
-    pub customer_id: String,
-    pub valid_until: String,
-    pub notes: Option<String>,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
-    pub order_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-const QUOTATION_COLUMNS: &str = "id, number, status, customer_id, valid_until, notes, subtotal, discount_total, total, order_id, created_at, updated_at";
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Quotation {
-    pub id: String,
-    pub number: String,
-    /// `draft`, `sent`, `accepted`, `rejected`, `converted`, or `expired`
-    /// (a draft or sent quotation past `valid_until`).
-    pub status: String,
-    pub customer_id: String,
-    pub items: Vec<QuotationLine>,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
-    pub valid_until: String,
-    pub notes: Option<String>,
-    pub order_id: Option<String>,
-    #[serde(with = "clock::as_rfc3339")]
-    #[schema(value_type = String)]
-    pub created_at: i64,
-    #[serde(with = "clock::as_rfc3339")]
-    #[schema(value_type = String)]
-    pub updated_at: i64,
-}
-
-pub const QUOTATION_FIELDS: &[&str] = &[
-    "id",
-    "number",
-    "status",
-    "customer_id",
-    "items",
-    "subtotal",
-    "discount_total",
-    "total",
-    "valid_until",
-    "notes",
-    "order_id",
-    "created_at",
-    "updated_at",
-];
-
-/// The status a quotation reads as today.
-pub fn effective_status(stored: &str, valid_until: &str, today: &str) -> String {
-    if matches!(stored, "draft" | "sent") && valid_until < today {
-        "expired".to_owned()
-    } else {
-        stored.to_owned()
-    }
-}
-
-impl QuotationRow {
-    fn into_quotation(self, items: Vec<QuotationLine>, today: &str) -> Quotation {
-        Quotation {
-            status: effective_status(&self.status, &self.valid_until, today),
-            id: self.id,
-            number: self.number,
-            customer_id: self.customer_id,
-            items,
-            subtotal: self.subtotal,
-            discount_total: self.discount_total,
-            total: self.total,
-            valid_until: self.valid_until,
-            notes: self.notes,
-            order_id: self.order_id,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
+use crate::platform::validation::{FieldError, Invalid};
 
 fn today() -> String {
     clock::format_date(clock::today())
-}
-
-fn not_found() -> ApiError {
-    ApiError::not_found("no such quotation")
 }
 
 /// `Q-000123`.
@@ -148,7 +39,11 @@ pub struct QuotationInput {
 
 /// Prices the lines; explicit prices must keep the product's minimum
 /// margin. Loads customer and variants in two statements.
-async fn price(tx: &mut Tx, tenant_id: &TenantId, input: &QuotationInput) -> ApiResult<PricedCart> {
+async fn price(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    input: &QuotationInput,
+) -> Result<PricedCart, QuoteError> {
     let customer = crm::customer_discount(&mut **tx, tenant_id, &input.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &input.items).await?;
     let customer = customer.ok_or_else(|| pricing::unknown_customer(&input.items, &variants))?;
@@ -159,20 +54,18 @@ async fn price(tx: &mut Tx, tenant_id: &TenantId, input: &QuotationInput) -> Api
         .zip(&input.items)
         .enumerate()
         .filter(|(_, (line, item))| item.unit_price.is_some() && !line.margin_ok)
-        .map(|(i, (line, _))| FieldError {
-            field: format!("items[{i}].unit_price"),
-            message: format!(
-                "margin {} bp is below the product's minimum of {} bp",
-                line.margin_bp, line.min_margin_bp
-            ),
+        .map(|(i, (line, _))| {
+            FieldError::new(
+                format!("items[{i}].unit_price"),
+                format!(
+                    "margin {} bp is below the product's minimum of {} bp",
+                    line.margin_bp, line.min_margin_bp
+                ),
+            )
         })
         .collect();
     if !too_low.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::MarginTooLow,
-            "an explicit price is below the product's minimum margin",
-        )
-        .with_errors(too_low));
+        return Err(QuoteError::MarginTooLow(Invalid(too_low)));
     }
     Ok(cart)
 }
@@ -183,7 +76,7 @@ async fn write_lines(
     quotation_id: &str,
     cart: &PricedCart,
     items: &[CartItem],
-) -> ApiResult<Vec<QuotationLine>> {
+) -> Result<Vec<QuotationLine>, QuoteError> {
     let lines: Vec<QuotationLine> = cart
         .lines
         .iter()
@@ -197,8 +90,8 @@ async fn write_lines(
             discount: l.discount,
             line_total: l.line_total,
             margin_bp: l.margin_bp,
-            margin_ok: i64::from(l.margin_ok),
-            explicit_price: i64::from(item.unit_price.is_some()),
+            margin_ok: l.margin_ok,
+            explicit_price: item.unit_price.is_some(),
         })
         .collect();
     let mut q = SqlBuilder::new(
@@ -209,6 +102,7 @@ async fn write_lines(
         if i > 0 {
             q.push(", ");
         }
+        // Flags bind as the integers 0/1 the schema stores.
         q.push("(")
             .bind(tenant_id)
             .push(", ")
@@ -244,7 +138,7 @@ pub async fn create(
     state: &AppState,
     tenant_id: &TenantId,
     input: QuotationInput,
-) -> ApiResult<Quotation> {
+) -> Result<Quotation, QuoteError> {
     let id = new_id();
     let mut tx = state.db.begin().await?;
     let cart = price(&mut tx, tenant_id, &input).await?;
@@ -266,10 +160,10 @@ pub async fn create(
     .await?;
     let lines = write_lines(&mut tx, tenant_id, &id, &cart, &input.items).await?;
     commit(tx).await?;
-    Ok(QuotationRow {
+    QuotationRow {
         id,
         number,
-        status: "draft".into(),
+        status: QuotationStatus::Draft.as_str().to_owned(),
         customer_id: input.customer_id,
         valid_until: input.valid_until,
         notes: input.notes,
@@ -280,14 +174,14 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     }
-    .into_quotation(lines, &today()))
+    .into_quotation(lines, &today())
 }
 
 async fn row<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Option<QuotationRow>> {
+) -> Result<Option<QuotationRow>, QuoteError> {
     Ok(sql_owned(format!(
         "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = $1 AND id = $2"
     ))
@@ -297,7 +191,7 @@ async fn row<'c, E: Executor<'c, Database = Any>>(
     .await?)
 }
 
-pub async fn exists(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<bool> {
+pub async fn exists(state: &AppState, tenant_id: &TenantId, id: &str) -> Result<bool, QuoteError> {
     Ok(
         sql("SELECT 1 FROM quotations WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
@@ -312,7 +206,7 @@ async fn lines_of<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     tenant_id: &TenantId,
     ids: &[&str],
-) -> ApiResult<HashMap<String, Vec<QuotationLine>>> {
+) -> Result<HashMap<String, Vec<QuotationLine>>, QuoteError> {
     let mut by_quotation: HashMap<String, Vec<QuotationLine>> = HashMap::new();
     if ids.is_empty() {
         return Ok(by_quotation);
@@ -329,7 +223,8 @@ async fn lines_of<'c, E: Executor<'c, Database = Any>>(
         q.bind(*id);
     }
     q.push(") ORDER BY quotation_id, position");
-    for line in q.build().fetch_all_as::<_, QuotationLine>(ex).await? {
+    for row in q.build().fetch_all_as::<_, QuotationLineRow>(ex).await? {
+        let line = QuotationLine::from(row);
         by_quotation
             .entry(line.quotation_id.clone())
             .or_default()
@@ -338,46 +233,68 @@ async fn lines_of<'c, E: Executor<'c, Database = Any>>(
     Ok(by_quotation)
 }
 
+/// A quotation with its lines: two statements.
 pub async fn detail<'c, E: Executor<'c, Database = Any> + Copy>(
     ex: E,
     tenant_id: &TenantId,
     id: &str,
-) -> ApiResult<Quotation> {
-    let r = row(ex, tenant_id, id).await?.ok_or_else(not_found)?;
+) -> Result<Quotation, QuoteError> {
+    let r = row(ex, tenant_id, id).await?.ok_or(QuoteError::NotFound)?;
     let lines = lines_of(ex, tenant_id, &[id])
         .await?
         .remove(id)
         .unwrap_or_default();
-    Ok(r.into_quotation(lines, &today()))
+    r.into_quotation(lines, &today())
+}
+
+/// [`detail`] inside a write transaction, which sees its own writes.
+async fn detail_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    id: &str,
+    today: &str,
+) -> Result<Quotation, QuoteError> {
+    let r = row(&mut **tx, tenant_id, id)
+        .await?
+        .ok_or(QuoteError::NotFound)?;
+    let lines = lines_of(&mut **tx, tenant_id, &[id])
+        .await?
+        .remove(id)
+        .unwrap_or_default();
+    r.into_quotation(lines, today)
 }
 
 pub async fn list(
     state: &AppState,
     tenant_id: &TenantId,
-    status: Option<&str>,
+    status: Option<QuotationStatus>,
     customer_id: Option<&str>,
     page: &Page,
-) -> ApiResult<(Vec<Quotation>, Option<String>)> {
+) -> Result<(Vec<Quotation>, Option<String>), QuoteError> {
     let db = state.db.reader();
     let today = today();
     let mut q = SqlBuilder::new(&format!(
         "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = "
     ));
     q.bind(tenant_id);
+    // What each status reads as (QuotationStatus::as_of), in SQL.
     match status {
         None => {}
-        Some("expired") => {
+        Some(QuotationStatus::Expired) => {
             q.push(" AND status IN ('draft', 'sent') AND valid_until < ")
                 .bind(today.as_str());
         }
-        Some(s @ ("draft" | "sent")) => {
+        Some(s @ (QuotationStatus::Draft | QuotationStatus::Sent)) => {
             q.push(" AND status = ")
-                .bind(s)
+                .bind(s.as_str())
                 .push(" AND valid_until >= ")
                 .bind(today.as_str());
         }
-        Some(s) => {
-            q.push(" AND status = ").bind(s);
+        Some(
+            s
+            @ (QuotationStatus::Accepted | QuotationStatus::Rejected | QuotationStatus::Converted),
+        ) => {
+            q.push(" AND status = ").bind(s.as_str());
         }
     }
     if let Some(c) = customer_id {
@@ -393,35 +310,31 @@ pub async fn list(
     });
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut lines = lines_of(db, tenant_id, &ids).await?;
-    Ok((
-        rows.into_iter()
-            .map(|r| {
-                let l = lines.remove(&r.id).unwrap_or_default();
-                r.into_quotation(l, &today)
-            })
-            .collect(),
-        next,
-    ))
+    let quotations = rows
+        .into_iter()
+        .map(|r| {
+            let l = lines.remove(&r.id).unwrap_or_default();
+            r.into_quotation(l, &today)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((quotations, next))
 }
 
-fn invalid(from: &str, action: &str) -> ApiError {
-    ApiError::conflict(
-        ErrorCode::InvalidTransition,
-        format!("a quotation that is {from} cannot be {action}"),
-    )
+/// An edit under way: the quotation read and locked in the transaction
+/// that will save it, so two concurrent edits apply one after the other
+/// instead of one overwriting the other. Dropped unsaved, it rolls back.
+pub struct Edit {
+    tx: Tx,
+    current: QuotationRow,
+    stored_items: Vec<CartItem>,
 }
 
-/// Edits a draft: `change` turns the stored contents into the new ones
-/// (400/422 for a bad body). The row is read and locked inside the
-/// transaction, so two concurrent edits apply one after the other instead
-/// of one overwriting the other. Order of refusals: 404, 422, 409.
-pub async fn edit(
+/// Starts an edit: 404 first, before the request's body is looked at.
+pub async fn begin_edit(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
-    change: impl FnOnce(QuotationInput) -> ApiResult<QuotationInput>,
-) -> ApiResult<Quotation> {
-    let now = now_micros();
+) -> Result<Edit, QuoteError> {
     let mut tx = state.db.begin().await?;
     let lock = match state.db.backend() {
         Backend::Postgres => " FOR UPDATE",
@@ -434,96 +347,136 @@ pub async fn edit(
     .bind(id)
     .fetch_optional_as::<_, QuotationRow>(&mut *tx)
     .await?
-    .ok_or_else(not_found)?;
+    .ok_or(QuoteError::NotFound)?;
     let lines = lines_of(&mut *tx, tenant_id, &[id])
         .await?
         .remove(id)
         .unwrap_or_default();
-    let stored_items: Vec<CartItem> = lines
+    let stored_items = lines
         .iter()
         .map(|l| CartItem {
             variant_id: l.variant_id.clone(),
             quantity: l.quantity,
-            unit_price: (l.explicit_price != 0).then_some(l.unit_price),
+            unit_price: l.explicit_price.then_some(l.unit_price),
         })
         .collect();
-    let input = change(QuotationInput {
-        customer_id: current.customer_id.clone(),
-        items: stored_items.clone(),
-        valid_until: current.valid_until.clone(),
-        notes: current.notes.clone(),
-    })?;
-    if current.status != "draft" {
-        // A 422 outranks the 409, but only for what this request sent: ids
-        // it names that do not exist. Stored lines whose variant has gone
-        // since are no fault of the request.
-        let sent_lines = input.customer_id != current.customer_id || input.items != stored_items;
-        if sent_lines {
-            price(&mut tx, tenant_id, &input).await?;
-        }
-        return Err(invalid(
-            &effective_status(&current.status, &current.valid_until, &today()),
-            "edited",
-        ));
-    }
-    let cart = price(&mut tx, tenant_id, &input).await?;
-    sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
-         total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2")
-    .bind(tenant_id)
-    .bind(id)
-    .bind(input.customer_id.as_str())
-    .bind(input.valid_until.as_str())
-    .bind(input.notes.clone())
-    .bind(cart.totals.subtotal)
-    .bind(cart.totals.discount_total)
-    .bind(cart.totals.total)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sql("DELETE FROM quotation_items WHERE tenant_id = $1 AND quotation_id = $2")
-        .bind(tenant_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    write_lines(&mut tx, tenant_id, id, &cart, &input.items).await?;
-    commit(tx).await?;
-    detail(state.db.writer(), tenant_id, id).await
+    Ok(Edit {
+        tx,
+        current,
+        stored_items,
+    })
 }
 
-/// send, accept, reject: a conditional move from the one status allowed.
+impl Edit {
+    /// The stored contents, for the request to change.
+    pub fn contents(&self) -> QuotationInput {
+        QuotationInput {
+            customer_id: self.current.customer_id.clone(),
+            items: self.stored_items.clone(),
+            valid_until: self.current.valid_until.clone(),
+            notes: self.current.notes.clone(),
+        }
+    }
+
+    /// Re-prices and saves `input`. After the 404 and the request's own
+    /// 400/422, the order of refusals is: 422 (pricing, margin), then 409.
+    pub async fn save(
+        mut self,
+        tenant_id: &TenantId,
+        input: QuotationInput,
+    ) -> Result<Quotation, QuoteError> {
+        let now = now_micros();
+        let today = today();
+        let id = self.current.id.clone();
+        // Editability goes by the stored status: a draft past its date
+        // reads as expired, yet an edit may give it a new date.
+        if !self.current.status()?.can_edit() {
+            // A 422 outranks the 409, but only for what this request sent:
+            // ids it names that do not exist. Stored lines whose variant has
+            // gone since are no fault of the request.
+            let sent_lines =
+                input.customer_id != self.current.customer_id || input.items != self.stored_items;
+            if sent_lines {
+                price(&mut self.tx, tenant_id, &input).await?;
+            }
+            return Err(QuoteError::NotEditable {
+                status: self.current.status_as_of(&today)?,
+            });
+        }
+        let cart = price(&mut self.tx, tenant_id, &input).await?;
+        sql("UPDATE quotations SET customer_id = $3, valid_until = $4, notes = $5, subtotal = $6, discount_total = $7, \
+             total = $8, updated_at = $9 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id.as_str())
+        .bind(input.customer_id.as_str())
+        .bind(input.valid_until.as_str())
+        .bind(input.notes.clone())
+        .bind(cart.totals.subtotal)
+        .bind(cart.totals.discount_total)
+        .bind(cart.totals.total)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        sql("DELETE FROM quotation_items WHERE tenant_id = $1 AND quotation_id = $2")
+            .bind(tenant_id)
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        write_lines(&mut self.tx, tenant_id, &id, &cart, &input.items).await?;
+        let quotation = detail_in(&mut self.tx, tenant_id, &id, &today).await?;
+        commit(self.tx).await?;
+        Ok(quotation)
+    }
+}
+
+/// Sends, accepts or rejects: a conditional move from the status the
+/// quotation reads as, so of two racing moves one wins. Converting is
+/// [`convert`], which places the order too. Accepting publishes
+/// `quotation.accepted` with the quotation as the answer shows it.
 pub async fn transition(
     state: &AppState,
     tenant_id: &TenantId,
     id: &str,
-    from: &str,
-    to: &str,
-    action: &str,
-) -> ApiResult<Quotation> {
+    to: QuotationStatus,
+) -> Result<Quotation, QuoteError> {
     let now = now_micros();
     let today = today();
     let mut tx = state.db.begin().await?;
-    let current = row(&mut *tx, tenant_id, id).await?.ok_or_else(not_found)?;
-    let shown = effective_status(&current.status, &current.valid_until, &today);
-    if shown != from {
-        return Err(invalid(&shown, action));
+    let current = row(&mut *tx, tenant_id, id)
+        .await?
+        .ok_or(QuoteError::NotFound)?;
+    let from = current.status_as_of(&today)?;
+    // Converting is convert's: here it would mark a quotation converted
+    // without its order.
+    if !from.can_move_to(to) || to == QuotationStatus::Converted {
+        return Err(QuoteError::InvalidTransition { from, to });
     }
+    // `from` is stored as it reads (only draft and sent expire, and an
+    // expired quotation moves nowhere); the date check keeps one that
+    // expires meanwhile from moving.
     let moved = sql("UPDATE quotations SET status = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2 AND status = $3 AND valid_until >= $6")
         .bind(tenant_id)
         .bind(id)
-        .bind(from)
-        .bind(to)
+        .bind(from.as_str())
+        .bind(to.as_str())
         .bind(now)
         .bind(today.as_str())
         .execute(&mut *tx)
         .await?;
     if moved == 0 {
-        return Err(invalid("changed meanwhile", action));
+        return Err(QuoteError::ChangedMeanwhile { to });
     }
-    if to == "accepted" {
-        outbox::publish(&mut tx, tenant_id, topic::QUOTATION_ACCEPTED, &json!({"quotation_id": id, "number": current.number, "customer_id": current.customer_id, "total": current.total}), now).await?;
+    // Read inside the transaction, as the detail would read it after the
+    // commit: the event carries the very quotation the answer shows.
+    let quotation = detail_in(&mut tx, tenant_id, id, &today).await?;
+    if to == QuotationStatus::Accepted {
+        let event = QuotationAccepted::new(quotation);
+        outbox::publish(&mut tx, tenant_id, topic::QUOTATION_ACCEPTED, &event, now).await?;
+        commit(tx).await?;
+        return Ok(event.quotation);
     }
     commit(tx).await?;
-    detail(state.db.writer(), tenant_id, id).await
+    Ok(quotation)
 }
 
 /// Converts an accepted quotation into an order at its prices, in one
@@ -533,17 +486,19 @@ pub async fn convert(
     tenant_id: &TenantId,
     id: &str,
     payment_method: PaymentMethod,
-) -> ApiResult<orders::Order> {
+) -> Result<orders::Order, QuoteError> {
     let now = now_micros();
     let order_id = new_id();
     let mut tx = state.db.begin().await?;
-    let current = row(&mut *tx, tenant_id, id).await?.ok_or_else(not_found)?;
-    if current.status != "accepted" {
-        return Err(invalid(
-            &effective_status(&current.status, &current.valid_until, &today()),
-            "converted",
-        ));
+    let current = row(&mut *tx, tenant_id, id)
+        .await?
+        .ok_or(QuoteError::NotFound)?;
+    let from = current.status_as_of(&today())?;
+    let to = QuotationStatus::Converted;
+    if !from.can_move_to(to) {
+        return Err(QuoteError::InvalidTransition { from, to });
     }
+    // No date check: an accepted quotation is converted whatever its date.
     let moved = sql("UPDATE quotations SET status = 'converted', order_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'")
         .bind(tenant_id)
         .bind(id)
@@ -552,7 +507,7 @@ pub async fn convert(
         .execute(&mut *tx)
         .await?;
     if moved == 0 {
-        return Err(invalid("changed meanwhile", "converted"));
+        return Err(QuoteError::ChangedMeanwhile { to });
     }
     let lines = lines_of(&mut *tx, tenant_id, &[id])
         .await?

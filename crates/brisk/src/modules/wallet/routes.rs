@@ -8,7 +8,8 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::store::{self, TRANSACTION_FIELDS};
+use super::model::TRANSACTION_FIELDS;
+use super::store;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
@@ -121,7 +122,7 @@ async fn credit(
                     v.optional_text("reference", reference, 200);
                 }
                 v.finish()?;
-                store::credit(
+                Ok(store::credit(
                     &state,
                     &auth.tenant_id,
                     &id,
@@ -129,7 +130,7 @@ async fn credit(
                     req.reference.as_deref().map(str::trim),
                     claim,
                 )
-                .await
+                .await?)
             },
         )
         .await

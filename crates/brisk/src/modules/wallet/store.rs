@@ -1,43 +1,20 @@
 //! Wallet SQL.
 
-use serde::Serialize;
-use sqlx::FromRow;
-
-use crate::platform::clock::{self, new_id, now_micros};
+use super::error::WalletError;
+use super::model::{Credited, WalletTransaction};
+use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
-use crate::platform::http::error::{ApiError, ApiResult, ErrorCode};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
 
-#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
-pub struct WalletTransaction {
-    pub id: String,
-    #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    pub amount: i64,
-    pub balance_after: i64,
-    pub reference: Option<String>,
-    pub order_id: Option<String>,
-    #[serde(with = "clock::as_rfc3339")]
-    #[schema(value_type = String)]
-    pub created_at: i64,
-}
-
-pub const TRANSACTION_FIELDS: &[&str] = &[
-    "id",
-    "type",
-    "amount",
-    "balance_after",
-    "reference",
-    "order_id",
-    "created_at",
-];
-
-pub async fn balance<'c, E>(ex: E, tenant_id: &TenantId, customer_id: &str) -> ApiResult<i64>
+pub async fn balance<'c, E>(
+    ex: E,
+    tenant_id: &TenantId,
+    customer_id: &str,
+) -> Result<i64, WalletError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -77,7 +54,12 @@ async fn add(
     customer_id: &str,
     amount: i64,
     now: i64,
-) -> ApiResult<Applied> {
+) -> Result<Applied, WalletError> {
+    // The largest balance `amount` can be added to. Only a negative amount,
+    // which no caller passes, has none.
+    let headroom = i64::MAX
+        .checked_sub(amount)
+        .ok_or(WalletError::BalanceOverflow)?;
     let row = sql(
         "INSERT INTO wallets (tenant_id, customer_id, balance, updated_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (tenant_id, customer_id) DO UPDATE \
@@ -91,15 +73,10 @@ async fn add(
     .bind(customer_id)
     .bind(amount)
     .bind(now)
-    .bind(i64::MAX - amount)
+    .bind(headroom)
     .fetch_optional(&mut **tx)
     .await?
-    .ok_or_else(|| {
-        ApiError::field(
-            "amount",
-            "the balance would exceed the largest amount Brisk can hold",
-        )
-    })?;
+    .ok_or(WalletError::BalanceOverflow)?;
     Ok(Applied::from_row(&row)?)
 }
 
@@ -117,7 +94,7 @@ async fn write_entry(
     tx: &mut Tx,
     tenant_id: &TenantId,
     e: Entry<'_>,
-) -> ApiResult<WalletTransaction> {
+) -> Result<WalletTransaction, WalletError> {
     let Entry {
         customer_id,
         kind,
@@ -151,14 +128,6 @@ async fn write_entry(
     Ok(entry)
 }
 
-/// The answer to a credit, and the data of its `wallet.credited` event.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Credited {
-    pub customer_id: String,
-    pub transaction: WalletTransaction,
-    pub balance: i64,
-}
-
 /// Credits a wallet in one transaction, remembering the response for the
 /// idempotency key when there is one.
 pub async fn credit(
@@ -168,7 +137,7 @@ pub async fn credit(
     amount: i64,
     reference: Option<&str>,
     claim: Option<Claim>,
-) -> ApiResult<Credited> {
+) -> Result<Credited, WalletError> {
     let now = now_micros();
     let mut tx = state.db.begin().await?;
     let applied = add(&mut tx, tenant_id, customer_id, amount, now).await?;
@@ -208,7 +177,7 @@ pub async fn debit(
     amount: i64,
     order_id: &str,
     now: i64,
-) -> ApiResult<i64> {
+) -> Result<i64, WalletError> {
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
@@ -224,10 +193,7 @@ pub async fn debit(
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
-        return Err(ApiError::conflict(
-            ErrorCode::InsufficientFunds,
-            format!("the customer's wallet holds less than the order total of {amount}"),
-        ));
+        return Err(WalletError::InsufficientFunds { amount });
     };
     let applied = Applied::from_row(&row)?;
     let balance_after = applied.balance_after;
@@ -255,7 +221,7 @@ pub async fn refund(
     amount: i64,
     order_id: &str,
     now: i64,
-) -> ApiResult<i64> {
+) -> Result<i64, WalletError> {
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
@@ -282,7 +248,7 @@ pub async fn transactions(
     tenant_id: &TenantId,
     customer_id: &str,
     page: &Page,
-) -> ApiResult<(Vec<WalletTransaction>, Option<String>)> {
+) -> Result<(Vec<WalletTransaction>, Option<String>), WalletError> {
     let mut q = SqlBuilder::new(
         "SELECT id, type, amount, balance_after, reference, order_id, created_at FROM wallet_transactions WHERE tenant_id = ",
     );

@@ -154,6 +154,16 @@ pub struct Problem {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// `code: detail`, for logs and for module errors that still carry an
+/// `ApiError` from a call into another module; clients see [`Problem`].
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl ApiError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError {
