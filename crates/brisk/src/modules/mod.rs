@@ -1,6 +1,7 @@
 //! One folder per business capability. Each owns its tables and SQL; other
 //! modules call its functions, never its SQL.
 
+pub mod admin;
 pub mod catalog;
 pub mod crm;
 pub mod inventory;

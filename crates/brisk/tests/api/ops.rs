@@ -198,6 +198,8 @@ async fn openapi_describes_every_route() {
         ("/api/v1/customers/{id}/wallet", "get"),
         ("/api/v1/customers/{id}/wallet/credits", "post"),
         ("/api/v1/customers/{id}/wallet/transactions", "get"),
+        ("/api/v1/admin/jobs", "get"),
+        ("/api/v1/admin/jobs/{id}/retry", "post"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
         ("/metrics", "get"),
