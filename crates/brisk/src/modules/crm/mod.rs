@@ -13,6 +13,7 @@
 //! customer, but a deleted customer is gone from every list and lookup.
 //! Other modules reach customers only through [`customer_discount`].
 
+pub mod contacts;
 mod routes;
 mod store;
 
