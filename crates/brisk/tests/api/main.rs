@@ -21,3 +21,4 @@ mod process;
 mod query_plans;
 mod quotations;
 mod wallets;
+mod workers;
