@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,7 +12,7 @@ use super::error::AdminError;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock::{self, now_micros};
 use crate::platform::http::error::{ApiResult, Problem};
-use crate::platform::http::extract::ApiQuery;
+use crate::platform::http::extract::{ActionJson, ApiQuery};
 use crate::platform::http::list::{Cursor, Fields, Page, list_response};
 use crate::platform::jobs::{self, JobFilter, JobRecord, Retried, STATUSES};
 use crate::platform::state::AppState;
@@ -149,6 +150,8 @@ async fn retry_job(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    // An action: no input, but an empty body or `{}` like the others.
+    _body: ActionJson<Value>,
 ) -> ApiResult<Json<Job>> {
     auth.require(Action::ManageJobs)?;
     match jobs::retry_dead(&state.db, &auth.tenant_id, &id, now_micros())
