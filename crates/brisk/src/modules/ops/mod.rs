@@ -78,7 +78,14 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    refresh_background_gauges(&state.db).await;
+    // A database that does not answer must not hold the scrape up: the
+    // gauges keep their last values and the rest is served.
+    if tokio::time::timeout(Duration::from_secs(1), refresh_background_gauges(&state.db))
+        .await
+        .is_err()
+    {
+        tracing::warn!("metrics: the background gauges were not read in time");
+    }
     let text = crate::platform::metrics::render(state.metrics.as_ref(), &state.db);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
