@@ -91,6 +91,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::quotes::router())
         .merge(modules::orders::router())
         .merge(modules::wallet::router())
+        .merge(modules::admin::router())
         .split_for_parts()
 }
 
@@ -241,6 +242,7 @@ impl RunningServer {
 
 /// Builds the state, binds `config.addr` and serves in the background.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    check_settings(&config)?;
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(StartError::Bind)?;
@@ -315,6 +317,12 @@ fn spawn_workers(state: &AppState, background: &mut Background, workers: usize) 
             dispatch::listen_postgres(url, outbox_wake, jobs_wake, stop)
         });
     }
+}
+
+/// Settings that would only fail later, in the background, refused at
+/// start instead.
+fn check_settings(config: &Config) -> Result<(), StartError> {
+    modules::notifications::check_settings(config).map_err(|e| StartError::Settings(e.to_string()))
 }
 
 /// Deletes dispatched events and done jobs older than their retention.
@@ -396,6 +404,7 @@ pub async fn work_until(
     signal: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let workers = config.workers.max(1);
+    check_settings(&config)?;
     let state = build_state(config).await?;
     tracing::info!(
         workers,
@@ -440,4 +449,6 @@ pub enum StartError {
     Bind(std::io::Error),
     #[error(transparent)]
     Database(#[from] ConnectError),
+    #[error("{0}")]
+    Settings(String),
 }

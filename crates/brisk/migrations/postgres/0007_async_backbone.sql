@@ -31,6 +31,9 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_runnable ON jobs (run_at) WHERE status IN ('queued', 'failed');
 CREATE INDEX jobs_leased ON jobs (locked_until) WHERE status = 'running';
 CREATE INDEX jobs_list ON jobs (tenant_id, created_at, id);
+-- The admin list filtered by status (dead jobs among millions done) or type.
+CREATE INDEX jobs_list_status ON jobs (tenant_id, status, created_at, id);
+CREATE INDEX jobs_list_kind ON jobs (tenant_id, kind, created_at, id);
 CREATE INDEX jobs_done ON jobs (updated_at) WHERE status = 'done';
 
 CREATE TABLE webhooks (

@@ -8,9 +8,11 @@
 //! or constant lives in the module whose rule it is (`MAX_STOCK` in
 //! inventory, `Tier` in catalog).
 
+pub mod admin;
 pub mod catalog;
 pub mod crm;
 pub mod inventory;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pricing;
@@ -27,13 +29,17 @@ use crate::platform::state::AppState;
 
 /// Everything that follows committed events, in the order it is handed
 /// each batch.
-pub fn consumers(_state: &AppState) -> Vec<Arc<dyn Consumer>> {
-    Vec::new()
+pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
+    let mut consumers = Vec::new();
+    consumers.extend(notifications::consumers(state));
+    consumers
 }
 
 /// The handler of every job type.
-pub fn job_handlers(_state: &AppState) -> Vec<Arc<dyn JobHandler>> {
-    Vec::new()
+pub fn job_handlers(state: &AppState) -> Vec<Arc<dyn JobHandler>> {
+    let mut handlers = Vec::new();
+    handlers.extend(notifications::job_handlers(state));
+    handlers
 }
 
 /// Data fixes that need Rust and run once, right after the schema

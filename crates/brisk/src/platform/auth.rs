@@ -86,6 +86,8 @@ pub enum Action {
     /// Moving orders to shipped and delivered.
     ShipOrders,
     ManageWebhooks,
+    /// Listing and retrying background jobs.
+    ManageJobs,
 }
 
 /// The caller, from a verified access token.

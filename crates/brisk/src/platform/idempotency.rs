@@ -204,16 +204,34 @@ impl Claim {
         }
     }
 
+    /// Deletes this request's unrecorded claim. A release that fails (the
+    /// pool exhausted by requests cut off at the same moment, or the row
+    /// still locked by a dropped transaction whose rollback has not reached
+    /// the server) is tried again with backoff for up to a minute, since a
+    /// claim left behind blocks its key until it goes stale.
     async fn release(&self, keys: &IdempotencyKeys) {
-        let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL AND created_at = $4")
-            .bind(self.tenant_id.as_str())
-            .bind(self.route.as_str())
-            .bind(self.key.as_str())
-            .bind(self.claimed_at)
-            .execute(keys.db.writer())
-            .await;
-        if let Err(err) = released {
-            tracing::warn!(error = %err, "could not release an idempotency key; it frees itself when stale");
+        let mut pause = Duration::from_millis(50);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            let released = sql("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND status IS NULL AND created_at = $4")
+                .bind(self.tenant_id.as_str())
+                .bind(self.route.as_str())
+                .bind(self.key.as_str())
+                .bind(self.claimed_at)
+                .execute(keys.db.writer())
+                .await;
+            match released {
+                Ok(_) => break,
+                Err(err) if Instant::now() < give_up => {
+                    tracing::debug!(error = %err, "releasing an idempotency key failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not release an idempotency key; it frees itself when stale");
+                    break;
+                }
+            }
         }
         keys.wake(&self.waiter_key());
     }

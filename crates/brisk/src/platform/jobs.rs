@@ -462,3 +462,178 @@ pub async fn counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> 
         .map(|r| Ok((r.try_get("status")?, r.try_get("kind")?, r.try_get("n")?)))
         .collect()
 }
+
+/// The statuses a job can have, as stored and as the admin API shows them.
+pub const STATUSES: [&str; 5] = ["queued", "running", "done", "failed", "dead"];
+
+/// One job as the admin API lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// When it runs next (or ran last), micros.
+    pub run_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const RECORD_COLUMNS: &str =
+    "id, kind, status, attempts, max_attempts, run_at, last_error, created_at, updated_at";
+
+/// What a list of jobs may be narrowed to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobFilter<'a> {
+    /// One of [`STATUSES`] (the caller checks it).
+    pub status: Option<&'a str>,
+    pub kind: Option<&'a str>,
+}
+
+/// A job to enqueue with [`enqueue_many`].
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub tenant_id: TenantId,
+    pub kind: &'static str,
+    /// JSON.
+    pub payload: String,
+}
+
+/// Rows per multi-row insert: 8 values each stays far below either
+/// backend's limit on bound parameters.
+const INSERT_CHUNK: usize = 1000;
+
+/// Enqueues many jobs in the caller's transaction with one statement per
+/// thousand jobs (a dispatch batch is one statement), to run at once.
+pub async fn enqueue_many(tx: &mut Tx, jobs: &[NewJob], now: i64) -> Result<(), sqlx::Error> {
+    for chunk in jobs.chunks(INSERT_CHUNK) {
+        let mut q = db::SqlBuilder::new(
+            "INSERT INTO jobs (tenant_id, id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) VALUES ",
+        );
+        for (i, job) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(&job.tenant_id)
+                .push(", ")
+                .bind(new_id())
+                .push(", ")
+                .bind(job.kind)
+                .push(", ")
+                .bind(job.payload.as_str())
+                .push(", 'queued', 0, ")
+                .bind(DEFAULT_MAX_ATTEMPTS)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        q.one_shot();
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A tenant's jobs, newest first (by creation, then id), after `after`.
+/// Fetches `limit` rows: the caller asks for one more than a page.
+pub async fn list(
+    db: &Db,
+    tenant_id: &TenantId,
+    filter: JobFilter<'_>,
+    limit: i64,
+    after: Option<&crate::platform::keyset::Cursor>,
+) -> Result<Vec<JobRecord>, sqlx::Error> {
+    let mut q = db::SqlBuilder::new(&format!(
+        "SELECT {RECORD_COLUMNS} FROM jobs WHERE tenant_id = "
+    ));
+    q.bind(tenant_id);
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").bind(status);
+    }
+    if let Some(kind) = filter.kind {
+        q.push(" AND kind = ").bind(kind);
+    }
+    q.after_cursor("", after)
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .bind(limit);
+    q.build().fetch_all_as(db.reader()).await
+}
+
+/// One of a tenant's jobs, read from the primary.
+pub async fn get(
+    db: &Db,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<Option<JobRecord>, sqlx::Error> {
+    db::sql_owned(format!(
+        "SELECT {RECORD_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional_as(db.writer())
+    .await
+}
+
+/// What an admin retry did.
+#[derive(Debug, Clone)]
+pub enum Retried {
+    /// The job was dead and is queued again, as it now is.
+    Queued(JobRecord),
+    /// The job is not dead: nothing changed.
+    NotDead(JobRecord),
+    NotFound,
+}
+
+/// Puts a dead job back in the queue: `queued`, no attempts, due now. Its
+/// last error stays until an attempt succeeds, so the admin still sees why
+/// it died. Wakes runners on other PostgreSQL nodes; the caller wakes this
+/// node's.
+pub async fn retry_dead(
+    db: &Db,
+    tenant_id: &TenantId,
+    id: &str,
+    now: i64,
+) -> Result<Retried, sqlx::Error> {
+    let queued: Option<JobRecord> = db::sql_owned(format!(
+        "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $3, locked_until = NULL, locked_by = NULL, updated_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND status = 'dead' RETURNING {RECORD_COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(now)
+    .fetch_optional_as(db.writer())
+    .await?;
+    if let Some(job) = queued {
+        announce(db).await;
+        return Ok(Retried::Queued(job));
+    }
+    Ok(match get(db, tenant_id, id).await? {
+        Some(job) => Retried::NotDead(job),
+        None => Retried::NotFound,
+    })
+}
+
+/// Tells the job runners of other PostgreSQL nodes to look at the queue now
+/// (`NOTIFY brisk_jobs`, which they listen to); their slow poll covers a
+/// lost notification, so a failure is only logged.
+async fn announce(db: &Db) {
+    if db.backend() != Backend::Postgres {
+        return;
+    }
+    if let Err(err) = sql("SELECT pg_notify('brisk_jobs', '')")
+        .execute(db.writer())
+        .await
+    {
+        tracing::debug!(error = %err, "jobs: could not wake other nodes");
+    }
+}
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

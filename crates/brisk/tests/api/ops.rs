@@ -1,5 +1,6 @@
 //! Operations endpoints: health, readiness through a database outage,
-//! metrics, the OpenAPI document and the offline docs.
+//! metrics (including the background work's), the OpenAPI document and the
+//! offline docs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,6 +150,42 @@ async fn metrics_export_requests_latency_pool_and_statements() {
 }
 
 #[tokio::test]
+async fn metrics_export_the_outbox_lag_and_jobs_by_status_and_type() {
+    use crate::mail::*;
+    let sink = sink();
+    let s = start_with(|c| {
+        c.smtp_url = Some(sink.url.clone());
+        c.worker_poll_ms = 50;
+    })
+    .await;
+    let shop = shop(&s, "USD", 100, 10).await;
+    let customer = shop
+        .customer(&s, "Metric", Some(&unique_email("metrics")))
+        .await;
+    shop.order(&s, &customer, 1).await;
+    wait_for_jobs(&s, &shop.owner.token, "", "a confirmation sent", |j| {
+        j.iter().any(|j| j["status"] == "done")
+    })
+    .await;
+    let text = s.get_anon("/metrics").await.bytes;
+    let text = String::from_utf8(text).unwrap();
+    // Values are shared by every server of this test process; each scrape
+    // writes every status of every known type, so the lines are there.
+    for needle in [
+        "brisk_outbox_lag_seconds ".to_owned(),
+        "brisk_job_run_duration_seconds_bucket{type=\"email.order_confirmation\"".to_owned(),
+    ]
+    .into_iter()
+    .chain(
+        ["queued", "running", "done", "failed", "dead"].map(|status| {
+            format!("brisk_jobs{{status=\"{status}\",type=\"email.order_confirmation\"}} ")
+        }),
+    ) {
+        assert!(text.contains(&needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn openapi_describes_every_route() {
     let s = start().await;
     let doc = s.get_anon("/openapi.json").await;
@@ -198,6 +235,8 @@ async fn openapi_describes_every_route() {
         ("/api/v1/customers/{id}/wallet", "get"),
         ("/api/v1/customers/{id}/wallet/credits", "post"),
         ("/api/v1/customers/{id}/wallet/transactions", "get"),
+        ("/api/v1/admin/jobs", "get"),
+        ("/api/v1/admin/jobs/{id}/retry", "post"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
         ("/metrics", "get"),

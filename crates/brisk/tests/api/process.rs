@@ -10,7 +10,7 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brisk");
 
-fn brisk() -> Command {
+pub(crate) fn brisk() -> Command {
     let mut cmd = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("BRISK_") {
@@ -81,7 +81,7 @@ impl Served {
     }
 }
 
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -90,7 +90,7 @@ fn terminate(child: &Child) {
     assert!(status.success());
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -108,7 +108,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 fn help_explains_every_setting() {
     let top = brisk().arg("--help").output().unwrap();
     let top = String::from_utf8_lossy(&top.stdout);
-    assert!(top.contains("serve") && top.contains("migrate"), "{top}");
+    assert!(
+        top.contains("serve") && top.contains("worker") && top.contains("migrate"),
+        "{top}"
+    );
     let serve = brisk().args(["serve", "--help"]).output().unwrap();
     let serve = String::from_utf8_lossy(&serve.stdout);
     for setting in [
@@ -122,6 +125,12 @@ fn help_explains_every_setting() {
         "BRISK_DATABASE_POOL_SIZE",
         "BRISK_DATABASE_ACQUIRE_TIMEOUT_MS",
         "BRISK_DATABASE_STATEMENT_TIMEOUT_MS",
+        "BRISK_WORKERS",
+        "BRISK_SMTP_URL",
+        "BRISK_SMTP_FROM",
+        "BRISK_RETRY_BASE_MS",
+        "BRISK_JOB_LEASE_MS",
+        "BRISK_WORKER_POLL_MS",
         "--addr",
         "--database-url",
         "--demo",
@@ -130,6 +139,37 @@ fn help_explains_every_setting() {
             serve.contains(setting),
             "{setting} missing from serve --help:\n{serve}"
         );
+    }
+}
+
+#[tokio::test]
+async fn bad_smtp_settings_stop_serve_and_worker_at_start_without_printing_the_url() {
+    let (url, _dir) = fresh_database_url().await;
+    for (smtp_url, from, setting) in [
+        (
+            "http://mailer:hunter2@relay.example",
+            "Brisk <brisk@localhost>",
+            "BRISK_SMTP_URL",
+        ),
+        (
+            "smtp://mailer:hunter2@relay.example:25",
+            "not an address",
+            "BRISK_SMTP_FROM",
+        ),
+    ] {
+        for command in [["serve", "--addr=127.0.0.1:0"].as_slice(), &["worker"]] {
+            let out = brisk()
+                .args(command)
+                .env("BRISK_DATABASE_URL", &url)
+                .env("BRISK_SMTP_URL", smtp_url)
+                .env("BRISK_SMTP_FROM", from)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!out.status.success(), "{command:?} started: {text}");
+            assert!(text.contains(setting), "{command:?}: {text}");
+            assert!(!text.contains("hunter2"), "the password leaked: {text}");
+        }
     }
 }
 

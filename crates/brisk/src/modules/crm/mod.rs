@@ -13,9 +13,12 @@
 //! customer is gone from every list and lookup.
 //! Stored tags that do not parse are [`CrmError::CorruptData`], never an
 //! empty list. Other modules reach customers only through
-//! [`customer_discount`]; CRM calls no other module. Failures are
+//! [`customer_discount`] (a customer's standing discount, for pricing) and
+//! [`contacts`] (e-mail addresses, for notifications); CRM calls no other
+//! module. Failures are
 //! [`CrmError`]s; `error.rs` alone maps them to HTTP.
 
+pub mod contacts;
 mod error;
 mod routes;
 mod store;

@@ -1,6 +1,10 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics. They take
 //! no token and are not rate-limited, so orchestrators can always reach them.
+//! A scrape also reads the background work's state from the database (the
+//! outbox lag and the jobs by status and type), a fixed two statements.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,6 +15,9 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::platform::db::Db;
+use crate::platform::dispatch;
+use crate::platform::jobs;
 use crate::platform::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,6 +78,54 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // A database that does not answer must not hold the scrape up: the
+    // gauges keep their last values and the rest is served.
+    if tokio::time::timeout(Duration::from_secs(1), refresh_background_gauges(&state.db))
+        .await
+        .is_err()
+    {
+        tracing::warn!("metrics: the background gauges were not read in time");
+    }
     let text = crate::platform::metrics::render(state.metrics.as_ref(), &state.db);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Job types this process has reported, so a type whose jobs are all gone
+/// reads 0 instead of keeping its last count.
+static JOB_TYPES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// The gauges of the background work, read from the database at each
+/// scrape (two statements, whatever the queue holds):
+/// `brisk_outbox_lag_seconds` (age of the oldest event not yet dispatched)
+/// and `brisk_jobs{status, type}`. A failed read leaves the previous values
+/// and is logged: the scrape itself still answers.
+async fn refresh_background_gauges(db: &Db) {
+    match dispatch::lag_seconds(db).await {
+        Ok(lag) => metrics::gauge!("brisk_outbox_lag_seconds").set(lag),
+        Err(err) => tracing::warn!(error = %err, "metrics: cannot read the outbox lag"),
+    }
+    let counts = match jobs::counts(db).await {
+        Ok(counts) => counts,
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics: cannot count jobs");
+            return;
+        }
+    };
+    let mut by_key: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for (status, kind, n) in &counts {
+        by_key.insert((status.as_str(), kind.as_str()), *n);
+    }
+    let types: Vec<String> = match JOB_TYPES.lock() {
+        Ok(mut known) => {
+            known.extend(counts.iter().map(|(_, kind, _)| kind.clone()));
+            known.iter().cloned().collect()
+        }
+        Err(_) => counts.iter().map(|(_, kind, _)| kind.clone()).collect(),
+    };
+    for kind in &types {
+        for status in jobs::STATUSES {
+            let n = by_key.get(&(status, kind.as_str())).copied().unwrap_or(0);
+            metrics::gauge!("brisk_jobs", "status" => status, "type" => kind.clone()).set(n as f64);
+        }
+    }
 }
