@@ -236,7 +236,7 @@ impl TestServer {
     pub async fn outbox(&self, tenant_id: &str, topic: &str) -> Vec<Value> {
         let pool = self.raw_database().await;
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT payload FROM outbox WHERE tenant_id = $1 AND topic = $2 ORDER BY created_at, id",
+            "SELECT payload FROM outbox WHERE tenant_id = $1 AND topic = $2 ORDER BY seq",
         )
         .bind(tenant_id)
         .bind(topic)
@@ -246,6 +246,16 @@ impl TestServer {
         rows.iter()
             .map(|(payload,)| serde_json::from_str(payload).expect("a JSON payload"))
             .collect()
+    }
+
+    /// Every event of a tenant in commit order, as `(topic, aggregate)`.
+    pub async fn outbox_aggregates(&self, tenant_id: &str) -> Vec<(String, String)> {
+        let pool = self.raw_database().await;
+        sqlx::query_as("SELECT topic, aggregate FROM outbox WHERE tenant_id = $1 ORDER BY seq")
+            .bind(tenant_id)
+            .fetch_all(&pool)
+            .await
+            .expect("outbox rows")
     }
 
     pub async fn signup(&self, company: &str) -> Session {

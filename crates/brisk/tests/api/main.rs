@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod common;
 mod customers;
+mod events;
 mod http_pipeline;
 mod inventory;
 mod jobs;

@@ -32,6 +32,7 @@ use super::error::CrmError;
 use crate::platform::clock::{self, now_micros};
 use crate::platform::db::{Backend, Db, SqlBuilder, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::outbox::{self, topic};
 use crate::platform::search;
 use crate::platform::tenant::TenantId;
 
@@ -201,6 +202,15 @@ pub async fn create(db: &Db, tenant_id: &TenantId, new: NewCustomer) -> Result<C
     .execute(&mut *tx)
     .await?;
     insert_tags(&mut tx, tenant_id, &customer.id, now, &customer.tags).await?;
+    outbox::publish(
+        &mut tx,
+        tenant_id,
+        topic::CUSTOMER_CREATED,
+        &outbox::aggregate("customer", &customer.id),
+        &customer,
+        now,
+    )
+    .await?;
     commit(tx).await?;
     Ok(customer)
 }

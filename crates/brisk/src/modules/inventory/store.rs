@@ -7,6 +7,7 @@ use super::error::StockError;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::outbox::{self, topic};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
 use crate::platform::validation::FieldError;
@@ -53,6 +54,52 @@ impl Movement {
             at: applied.at,
         }
     }
+}
+
+/// The data of a `stock.low` event: a change took this variant from above
+/// its reorder level to at or below it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StockLow {
+    pub variant_id: String,
+    pub product_id: String,
+    pub sku: String,
+    pub stock: i64,
+    pub reorder_level: i64,
+}
+
+impl StockLow {
+    /// The event when `delta` took the stock across the reorder level
+    /// downward; raising `reorder_level` or a change that stays below it
+    /// is no crossing.
+    fn crossing(row: &sqlx::any::AnyRow, delta: i64) -> Result<Option<StockLow>, sqlx::Error> {
+        let stock: i64 = sqlx::Row::try_get(row, "stock")?;
+        let reorder_level: i64 = sqlx::Row::try_get(row, "reorder_level")?;
+        let before = stock.saturating_sub(delta);
+        if delta >= 0 || stock > reorder_level || before <= reorder_level {
+            return Ok(None);
+        }
+        Ok(Some(StockLow {
+            variant_id: sqlx::Row::try_get(row, "id")?,
+            product_id: sqlx::Row::try_get(row, "product_id")?,
+            sku: sqlx::Row::try_get(row, "sku")?,
+            stock,
+            reorder_level,
+        }))
+    }
+}
+
+/// Publishes the `stock.low` events of one transaction in one statement.
+async fn publish_low(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    lows: Vec<StockLow>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let events: Vec<(String, StockLow)> = lows
+        .into_iter()
+        .map(|low| (outbox::aggregate("variant", &low.variant_id), low))
+        .collect();
+    outbox::publish_all(tx, tenant_id, topic::STOCK_LOW, &events, now).await
 }
 
 /// One line of an order taking stock.
@@ -142,7 +189,7 @@ pub async fn adjust_stock(
     let updated = sql("UPDATE variants SET stock = stock + $3, updated_at = $4, \
          last_movement_at = CASE WHEN last_movement_at + 1 > $4 THEN last_movement_at + 1 ELSE $4 END \
          WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND stock + $3 >= 0 AND ($3 <= 0 OR stock + $3 <= $5) \
-         RETURNING stock, last_movement_at")
+         RETURNING id, product_id, sku, stock, reorder_level, last_movement_at")
     .bind(tenant_id)
     .bind(variant_id)
     .bind(delta)
@@ -177,6 +224,9 @@ pub async fn adjust_stock(
     };
     let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
     let at: i64 = sqlx::Row::try_get(&row, "last_movement_at")?;
+    if let Some(low) = StockLow::crossing(&row, delta)? {
+        publish_low(&mut tx, tenant_id, vec![low], now).await?;
+    }
     record_movements(
         &mut tx,
         tenant_id,
@@ -322,14 +372,15 @@ enum Bound {
 
 /// Applies one stock change per variant in a single statement:
 /// `(variant, delta)` pairs, each only within `bound`.
-/// Returns the variants changed, each with the change as applied.
+/// Returns the variants changed, each with the change as applied, and the
+/// ones the change took down to their reorder level.
 async fn apply_deltas(
     tx: &mut Tx,
     tenant_id: &TenantId,
     deltas: &[(&str, i64)],
     bound: Bound,
     now: i64,
-) -> Result<std::collections::HashMap<String, Applied>, StockError> {
+) -> Result<(std::collections::HashMap<String, Applied>, Vec<StockLow>), StockError> {
     let mut q = SqlBuilder::new("WITH d (vid, delta) AS (VALUES ");
     for (i, (id, delta)) in deltas.iter().enumerate() {
         if i > 0 {
@@ -354,20 +405,27 @@ async fn apply_deltas(
             .bind(i64::MAX)
             .push(" - d.delta"),
     };
-    q.push(" RETURNING id, stock, last_movement_at").one_shot();
+    q.push(" RETURNING id, product_id, sku, stock, reorder_level, last_movement_at")
+        .one_shot();
     let rows = q.build().fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                sqlx::Row::try_get::<String, _>(r, "id")?,
-                Applied {
-                    stock: sqlx::Row::try_get(r, "stock")?,
-                    at: sqlx::Row::try_get(r, "last_movement_at")?,
-                },
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    let delta_of: std::collections::HashMap<&str, i64> = deltas.iter().copied().collect();
+    let mut applied = std::collections::HashMap::with_capacity(rows.len());
+    let mut lows = Vec::new();
+    for r in &rows {
+        let id: String = sqlx::Row::try_get(r, "id")?;
+        let delta = delta_of.get(id.as_str()).copied().unwrap_or(0);
+        if let Some(low) = StockLow::crossing(r, delta)? {
+            lows.push(low);
+        }
+        applied.insert(
+            id,
+            Applied {
+                stock: sqlx::Row::try_get(r, "stock")?,
+                at: sqlx::Row::try_get(r, "last_movement_at")?,
+            },
+        );
+    }
+    Ok((applied, lows))
 }
 
 /// Takes stock for an order: every line or none. An `out_of_stock`
@@ -384,7 +442,7 @@ pub async fn take_stock(
         return Ok(());
     }
     let deltas: Vec<(&str, i64)> = lines.iter().map(|l| (l.variant_id, -l.quantity)).collect();
-    let after = apply_deltas(tx, tenant_id, &deltas, Bound::NotNegative, now).await?;
+    let (after, lows) = apply_deltas(tx, tenant_id, &deltas, Bound::NotNegative, now).await?;
     if after.len() < lines.len() {
         let shortages: Vec<FieldError> = lines
             .iter()
@@ -413,6 +471,7 @@ pub async fn take_stock(
             })
         })
         .collect();
+    publish_low(tx, tenant_id, lows, now).await?;
     record_movements(tx, tenant_id, &movements).await
 }
 
@@ -428,7 +487,7 @@ pub async fn return_stock(
     if lines.is_empty() {
         return Ok(());
     }
-    let after = apply_deltas(tx, tenant_id, lines, Bound::NoOverflow, now).await?;
+    let (after, _) = apply_deltas(tx, tenant_id, lines, Bound::NoOverflow, now).await?;
     if after.len() < lines.len() {
         return Err(StockError::ReturnOverflow);
     }

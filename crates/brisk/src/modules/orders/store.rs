@@ -202,7 +202,15 @@ pub async fn place_order_in(
         created_at,
         updated_at: created_at,
     };
-    outbox::publish(tx, tenant_id, topic::ORDER_CREATED, &order, now).await?;
+    outbox::publish(
+        tx,
+        tenant_id,
+        topic::ORDER_CREATED,
+        &outbox::aggregate("order", &order.id),
+        &order,
+        now,
+    )
+    .await?;
     Ok(order)
 }
 
@@ -496,7 +504,15 @@ pub async fn change_status(
         note: note.map(str::to_owned),
         order: order_detail_in(&mut tx, tenant_id, id).await?,
     };
-    outbox::publish(&mut tx, tenant_id, topic::ORDER_STATUS_CHANGED, &event, now).await?;
+    outbox::publish(
+        &mut tx,
+        tenant_id,
+        topic::ORDER_STATUS_CHANGED,
+        &outbox::aggregate("order", &event.order.id),
+        &event,
+        now,
+    )
+    .await?;
     commit(tx).await?;
     Ok(event.order)
 }

@@ -471,7 +471,15 @@ pub async fn transition(
     let quotation = detail_in(&mut tx, tenant_id, id, &today).await?;
     if to == QuotationStatus::Accepted {
         let event = QuotationAccepted::new(quotation);
-        outbox::publish(&mut tx, tenant_id, topic::QUOTATION_ACCEPTED, &event, now).await?;
+        outbox::publish(
+            &mut tx,
+            tenant_id,
+            topic::QUOTATION_ACCEPTED,
+            &outbox::aggregate("quotation", &event.quotation.id),
+            &event,
+            now,
+        )
+        .await?;
         commit(tx).await?;
         return Ok(event.quotation);
     }

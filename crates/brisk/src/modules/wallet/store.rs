@@ -160,7 +160,15 @@ pub async fn credit(
         transaction: entry,
         balance,
     };
-    outbox::publish(&mut tx, tenant_id, topic::WALLET_CREDITED, &credited, now).await?;
+    outbox::publish(
+        &mut tx,
+        tenant_id,
+        topic::WALLET_CREDITED,
+        &outbox::aggregate("wallet", customer_id),
+        &credited,
+        now,
+    )
+    .await?;
     if let Some(claim) = claim {
         claim.record(&mut tx, &credited).await?;
     }

@@ -1,0 +1,156 @@
+//! The events business writes publish to the outbox, in the transaction of
+//! the fact: `customer.created` and `stock.low` here (orders, quotations
+//! and wallets have theirs tested beside them), and the aggregate every
+//! event names so that the events of one order stay in order downstream.
+
+use crate::common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_new_customer_publishes_customer_created_with_the_customer_as_answered() {
+    let s = start().await;
+    let owner = s.signup("Events Crm").await;
+    let c = s
+        .post(
+            "/api/v1/customers",
+            &owner.token,
+            json!({"name": "Ada", "email": "ada@example.com", "tags": ["vip"]}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    // A refused one publishes nothing.
+    s.post("/api/v1/customers", &owner.token, json!({"name": ""}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let events = s.outbox(&owner.tenant_id, "customer.created").await;
+    assert_eq!(events, vec![c.body.clone()]);
+    let id = c.body["id"].as_str().unwrap();
+    assert!(
+        s.outbox_aggregates(&owner.tenant_id)
+            .await
+            .contains(&("customer.created".to_owned(), format!("customer:{id}")))
+    );
+}
+
+#[tokio::test]
+async fn stock_low_is_published_only_when_a_change_crosses_the_reorder_level_downward() {
+    let s = start().await;
+    let owner = s.signup("Events Stock").await;
+    let t = &owner.token;
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Lamp", "variants": [{"sku": "LAMP-1", "price": 1000, "stock": 10, "reorder_level": 5}]}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let product = p.body["id"].as_str().unwrap().to_owned();
+    let variant = p.body["variants"][0]["id"].as_str().unwrap().to_owned();
+    let adjust = |delta: i64| {
+        let path = format!("/api/v1/variants/{variant}/stock-adjustments");
+        let body = json!({"delta": delta, "reason": "count"});
+        let s = &s;
+        async move { s.post(&path, t, body).await }
+    };
+    assert_eq!(adjust(-4).await.status, 200); // 10 → 6: above
+    assert_eq!(adjust(-1).await.status, 200); // 6 → 5: crosses
+    assert_eq!(adjust(-1).await.status, 200); // 5 → 4: already at or below
+    assert_eq!(adjust(10).await.status, 200); // 4 → 14: up
+    // Editing the reorder level above the stock emits nothing.
+    let raised = s
+        .patch(
+            &format!("/api/v1/variants/{variant}"),
+            t,
+            json!({"reorder_level": 20}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    let lowered = s
+        .patch(
+            &format!("/api/v1/variants/{variant}"),
+            t,
+            json!({"reorder_level": 5}),
+        )
+        .await;
+    assert_eq!(lowered.status, 200, "{}", lowered.body);
+    // An order taking 14 → 3 crosses again; a refused one (out of stock)
+    // publishes nothing.
+    let customer = s
+        .post("/api/v1/customers", t, json!({"name": "Buyer"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = |quantity: i64| {
+        let body = json!({"customer_id": customer, "payment_method": "invoice",
+                          "items": [{"variant_id": variant, "quantity": quantity}]});
+        let s = &s;
+        async move { s.post("/api/v1/orders", t, body).await }
+    };
+    order(100).await.assert_problem(409, "out_of_stock");
+    assert_eq!(order(11).await.status, 201);
+    let events = s.outbox(&owner.tenant_id, "stock.low").await;
+    let low = |stock: i64| {
+        json!({"variant_id": variant, "product_id": product, "sku": "LAMP-1",
+               "stock": stock, "reorder_level": 5})
+    };
+    assert_eq!(events, vec![low(5), low(3)]);
+}
+
+#[tokio::test]
+async fn the_events_of_one_order_name_the_order_as_their_aggregate() {
+    let s = start().await;
+    let owner = s.signup("Events Order").await;
+    let t = &owner.token;
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Mug", "variants": [{"sku": "MUG-1", "price": 500, "stock": 100}]}),
+        )
+        .await;
+    let variant = p.body["variants"][0]["id"].as_str().unwrap().to_owned();
+    let customer = s
+        .post("/api/v1/customers", t, json!({"name": "Buyer"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = s
+        .post(
+            "/api/v1/orders",
+            t,
+            json!({"customer_id": customer, "payment_method": "invoice",
+                   "items": [{"variant_id": variant, "quantity": 1}]}),
+        )
+        .await;
+    let id = o.body["id"].as_str().unwrap();
+    for status in ["paid", "shipped"] {
+        let r = s
+            .post(
+                &format!("/api/v1/orders/{id}/status"),
+                t,
+                json!({"status": status}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let order_events: Vec<(String, String)> = s
+        .outbox_aggregates(&owner.tenant_id)
+        .await
+        .into_iter()
+        .filter(|(topic, _)| topic.starts_with("order."))
+        .collect();
+    let aggregate = format!("order:{id}");
+    assert_eq!(
+        order_events,
+        vec![
+            ("order.created".to_owned(), aggregate.clone()),
+            ("order.status_changed".to_owned(), aggregate.clone()),
+            ("order.status_changed".to_owned(), aggregate),
+        ]
+    );
+}
