@@ -63,7 +63,11 @@ CREATE TABLE webhooks (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX webhooks_list ON webhooks (tenant_id, created_at, id) WHERE deleted_at IS NULL;
+-- Circuits that are not closed, counted on every /metrics scrape.
+CREATE INDEX webhooks_tripped ON webhooks (open_until) WHERE failures >= 5 AND deleted_at IS NULL;
 
+-- A delivery's job has the delivery's id: the job's run_at is its next
+-- attempt, so no copy of it is kept here.
 CREATE TABLE webhook_deliveries (
     tenant_id       TEXT NOT NULL,
     id              TEXT NOT NULL,
@@ -77,7 +81,6 @@ CREATE TABLE webhook_deliveries (
     attempts        INTEGER NOT NULL DEFAULT 0,
     response_status INTEGER,
     last_error      TEXT,
-    next_attempt_at INTEGER,
     delivered_at    INTEGER,
     created_at      INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id),
