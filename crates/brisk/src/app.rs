@@ -91,6 +91,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::quotes::router())
         .merge(modules::orders::router())
         .merge(modules::wallet::router())
+        .merge(modules::webhooks::router())
         .split_for_parts()
 }
 

@@ -10,6 +10,7 @@ pub mod pricing;
 pub mod quotes;
 pub mod tenancy;
 pub mod wallet;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -21,12 +22,12 @@ use crate::platform::state::AppState;
 /// Everything that follows committed events, in the order it is handed
 /// each batch.
 pub fn consumers(_state: &AppState) -> Vec<Arc<dyn Consumer>> {
-    Vec::new()
+    vec![webhooks::consumer()]
 }
 
 /// The handler of every job type.
-pub fn job_handlers(_state: &AppState) -> Vec<Arc<dyn JobHandler>> {
-    Vec::new()
+pub fn job_handlers(state: &AppState) -> Vec<Arc<dyn JobHandler>> {
+    vec![webhooks::delivery_handler(state)]
 }
 
 /// Data fixes that need Rust and run once, right after the schema

@@ -71,6 +71,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Gauges that only the database knows are refreshed as they are read.
+    crate::modules::webhooks::refresh_gauges(&state.db).await;
     let text = crate::platform::metrics::render(state.metrics.as_ref(), &state.db);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
