@@ -18,3 +18,4 @@ mod process;
 mod query_plans;
 mod quotations;
 mod wallets;
+mod webhooks;
