@@ -1034,3 +1034,132 @@ async fn only_owners_and_admins_manage_or_even_read_webhooks() {
         .await;
     assert_eq!(r.status, 204);
 }
+
+#[tokio::test]
+async fn openapi_describes_the_webhook_routes() {
+    let s = start().await;
+    let doc = s.get_anon("/openapi.json").await;
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks", "get"),
+        ("/api/v1/webhooks/{id}", "get"),
+        ("/api/v1/webhooks/{id}", "patch"),
+        ("/api/v1/webhooks/{id}", "delete"),
+        ("/api/v1/webhooks/{id}/deliveries", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let schemas = &doc.body["components"]["schemas"];
+    for name in [
+        "Webhook",
+        "CreatedWebhook",
+        "CreateWebhookRequest",
+        "UpdateWebhookRequest",
+        "WebhookPage",
+        "Delivery",
+        "DeliveryPage",
+        "Circuit",
+    ] {
+        assert!(schemas[name].is_object(), "{name} schema missing");
+    }
+}
+
+#[tokio::test]
+async fn every_webhook_read_uses_an_index() {
+    use brisk::platform::db::{Backend, SqlLog, sql};
+    let log = SqlLog::default();
+    let s = start_with(|c| {
+        fast(c);
+        c.sql_log = Some(log.clone());
+    })
+    .await;
+    let o = s.signup("Plans").await;
+    let t = &o.token;
+    let rx = Receiver::healthy().await;
+    let hook = subscribe(&s, t, &rx, json!(["wallet.credited"])).await;
+    let c = customer(&s, t).await;
+    credit(&s, t, &c, 100).await;
+    eventually("a delivery", async || {
+        (!deliveries(&s, t, &hook).await.is_empty()).then_some(())
+    })
+    .await;
+    log.take();
+    for path in [
+        "/api/v1/webhooks".to_owned(),
+        format!("/api/v1/webhooks/{hook}"),
+        format!("/api/v1/webhooks/{hook}/deliveries"),
+        format!("/api/v1/webhooks/{hook}/deliveries?status=pending"),
+        "/api/v1/webhooks/missing/deliveries".to_owned(),
+        "/metrics".to_owned(),
+    ] {
+        s.get(&path, t).await;
+    }
+    s.patch(
+        &format!("/api/v1/webhooks/{hook}"),
+        t,
+        json!({"active": true}),
+    )
+    .await;
+    let db = &s.server.as_ref().expect("server").state.db;
+    let mut conn = db.writer().acquire().await.expect("a connection");
+    if db.backend() == Backend::Postgres {
+        // Tiny tables: price sequential scans out so the plan shows which
+        // index would serve the query.
+        sql("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .expect("set");
+    }
+    let statements = log.take();
+    let reads: Vec<_> = statements
+        .iter()
+        .filter(|st| {
+            let head = st.text.trim_start().to_ascii_uppercase();
+            head.starts_with("SELECT") || head.starts_with("UPDATE JOBS")
+        })
+        .collect();
+    assert!(reads.len() >= 7, "{} statements", reads.len());
+    for st in reads {
+        let rows = st
+            .explain(db.backend())
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("EXPLAIN {}: {e}", st.text));
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|row| match db.backend() {
+                Backend::Sqlite => sqlx::Row::try_get::<String, _>(row, 3).unwrap_or_default(),
+                Backend::Postgres => sqlx::Row::try_get::<String, _>(row, 0).unwrap_or_default(),
+            })
+            .collect();
+        let scans: Vec<&String> = plan
+            .iter()
+            .filter(|line| match db.backend() {
+                Backend::Sqlite => {
+                    let l = line.trim_start();
+                    l.starts_with("SCAN ")
+                        && !l.contains("USING INDEX")
+                        && !l.contains("USING COVERING INDEX")
+                        && !l.starts_with("SCAN CONSTANT ROW")
+                }
+                Backend::Postgres => line.contains("Seq Scan"),
+            })
+            .collect();
+        assert!(
+            scans.is_empty(),
+            "a table scan in\n{}\nfor {}",
+            plan.join("\n"),
+            st.text
+        );
+    }
+    if db.backend() == Backend::Postgres {
+        sql("RESET enable_seqscan")
+            .execute(&mut *conn)
+            .await
+            .expect("reset");
+    }
+}
