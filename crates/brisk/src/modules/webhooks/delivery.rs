@@ -74,8 +74,9 @@ impl DeliveryHandler {
 /// leave the vetted host), no proxy, and a resolver that applies the
 /// address rule to every name it resolves.
 fn build_client(allow_private: bool) -> Result<reqwest::Client, String> {
-    // Installed once per process; a second call reports "already
-    // installed", which is what we want.
+    // The node installed it at start (app::install_tls_provider); again
+    // here so that building this client can never panic, whoever builds
+    // it. A second install only reports "already installed".
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("Brisk-Webhooks/", env!("CARGO_PKG_VERSION")))
