@@ -54,8 +54,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Installs ring as the process's one rustls crypto provider. reqwest is
+/// built without a provider of its own (`rustls-no-provider`), so building
+/// any HTTP client before this panics; every node calls it first thing. A
+/// second call (tests start many servers in one process) reports "already
+/// installed", which is what we want.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Connects, migrates and loads the signing key.
 pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
+    install_tls_provider();
     let db = Db::connect(&config.database()).await?;
     db.migrate().await?;
     crate::modules::backfill(&db).await?;
@@ -92,6 +102,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::orders::router())
         .merge(modules::wallet::router())
         .merge(modules::admin::router())
+        .merge(modules::webhooks::router())
         .split_for_parts()
 }
 

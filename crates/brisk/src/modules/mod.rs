@@ -19,6 +19,7 @@ pub mod pricing;
 pub mod quotes;
 pub mod tenancy;
 pub mod wallet;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -30,14 +31,14 @@ use crate::platform::state::AppState;
 /// Everything that follows committed events, in the order it is handed
 /// each batch.
 pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
-    let mut consumers = Vec::new();
+    let mut consumers: Vec<Arc<dyn Consumer>> = vec![webhooks::consumer()];
     consumers.extend(notifications::consumers(state));
     consumers
 }
 
 /// The handler of every job type.
 pub fn job_handlers(state: &AppState) -> Vec<Arc<dyn JobHandler>> {
-    let mut handlers = Vec::new();
+    let mut handlers: Vec<Arc<dyn JobHandler>> = vec![webhooks::delivery_handler(state)];
     handlers.extend(notifications::job_handlers(state));
     handlers
 }

@@ -67,6 +67,17 @@ pub async fn test_config() -> (Config, Option<PathBuf>) {
     (config, dir)
 }
 
+/// An HTTP client for tests. reqwest brings no TLS crypto provider of its
+/// own (the server installs ring at start), so a test that builds a client
+/// without starting a server in-process must install it first: this does.
+pub fn http_client() -> reqwest::Client {
+    app::install_tls_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
@@ -157,10 +168,7 @@ async fn start_config(
     let server = app::start(config).await.expect("server starts");
     TestServer {
         base: format!("http://{}", server.addr),
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client"),
+        client: http_client(),
         server: Some(server),
         database_url,
         dir,

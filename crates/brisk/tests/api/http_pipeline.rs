@@ -371,7 +371,7 @@ async fn a_panicking_handler_becomes_a_500_problem_and_the_server_lives_on() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = reqwest::Client::new();
+    let client = http_client();
     for _ in 0..3 {
         let r = TestServer::read(
             client

@@ -22,4 +22,5 @@ mod process;
 mod query_plans;
 mod quotations;
 mod wallets;
+mod webhooks;
 mod workers;

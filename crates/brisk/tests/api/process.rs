@@ -201,7 +201,9 @@ async fn flags_override_environment_which_overrides_defaults() {
     let served = serve(cmd);
     assert!(served.addr.starts_with("127.0.0.1:"), "{}", served.addr);
     assert_eq!(
-        reqwest::get(served.url("/health/live"))
+        http_client()
+            .get(served.url("/health/live"))
+            .send()
             .await
             .unwrap()
             .status()
@@ -218,7 +220,9 @@ async fn flags_override_environment_which_overrides_defaults() {
     let served = serve(cmd);
     assert!(served.addr.starts_with("127.0.0.2:"), "{}", served.addr);
     assert_eq!(
-        reqwest::get(served.url("/health/live"))
+        http_client()
+            .get(served.url("/health/live"))
+            .send()
             .await
             .unwrap()
             .status()
@@ -243,7 +247,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
     let served = serve(cmd);
 
     // The demo login works.
-    let client = reqwest::Client::new();
+    let client = http_client();
     let login = client
         .post(served.url("/api/v1/auth/login"))
         .json(&json!({"email": "owner@demo.brisk.local", "password": "brisk-demo-2026"}))

@@ -80,9 +80,12 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // A database that does not answer must not hold the scrape up: the
     // gauges keep their last values and the rest is served.
-    if tokio::time::timeout(Duration::from_secs(1), refresh_background_gauges(&state.db))
-        .await
-        .is_err()
+    if tokio::time::timeout(Duration::from_secs(1), async {
+        refresh_background_gauges(&state.db).await;
+        crate::modules::webhooks::refresh_gauges(&state.db).await;
+    })
+    .await
+    .is_err()
     {
         tracing::warn!("metrics: the background gauges were not read in time");
     }
@@ -97,7 +100,7 @@ static JOB_TYPES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 /// The gauges of the background work, read from the database at each
 /// scrape (two statements, whatever the queue holds):
 /// `brisk_outbox_lag_seconds` (age of the oldest event not yet dispatched)
-/// and `brisk_jobs{status, type}`. A failed read leaves the previous values
+/// and `brisk_jobs{status, type}` of the jobs not done. A failed read leaves the previous values
 /// and is logged: the scrape itself still answers.
 async fn refresh_background_gauges(db: &Db) {
     match dispatch::lag_seconds(db).await {
@@ -117,13 +120,23 @@ async fn refresh_background_gauges(db: &Db) {
     }
     let types: Vec<String> = match JOB_TYPES.lock() {
         Ok(mut known) => {
+            // Every type this binary runs is reported, at 0 when none is
+            // waiting, so a dashboard sees the series before the first job.
+            known.extend(
+                [
+                    crate::modules::webhooks::DELIVERY_JOB,
+                    crate::modules::notifications::EMAIL_ORDER_CONFIRMATION,
+                ]
+                .map(str::to_owned),
+            );
             known.extend(counts.iter().map(|(_, kind, _)| kind.clone()));
             known.iter().cloned().collect()
         }
         Err(_) => counts.iter().map(|(_, kind, _)| kind.clone()).collect(),
     };
     for kind in &types {
-        for status in jobs::STATUSES {
+        // Done jobs are not counted (see `jobs::counts`).
+        for status in jobs::STATUSES.into_iter().filter(|s| *s != "done") {
             let n = by_key.get(&(status, kind.as_str())).copied().unwrap_or(0);
             metrics::gauge!("brisk_jobs", "status" => status, "type" => kind.clone()).set(n as f64);
         }
