@@ -5,6 +5,7 @@
 
 mod architecture;
 mod auth;
+mod bench_dispatch;
 mod catalog;
 mod common;
 mod customers;
