@@ -26,7 +26,7 @@ use crate::platform::http::error::ApiError;
 use crate::platform::ratelimit::Limits;
 use crate::platform::tenant::TenantId;
 
-/// Access tokens live this long (API.md: at most 15 minutes).
+/// Access tokens live this long (docs/api.md: at most 15 minutes).
 pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
 /// Refresh tokens live this long unless rotated or revoked first.
 pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;

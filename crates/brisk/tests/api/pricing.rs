@@ -1,4 +1,4 @@
-//! Pricing through the real server: the rules of API.md, bounded statements
+//! Pricing through the real server: the rules of docs/api.md, bounded statements
 //! and bad carts.
 
 use crate::common::*;

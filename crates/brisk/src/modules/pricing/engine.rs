@@ -1,4 +1,4 @@
-//! The pricing rules of API.md as plain functions: no I/O, no HTTP. Every
+//! The pricing rules of docs/api.md as plain functions: no I/O, no HTTP. Every
 //! price a quotation or an order carries comes from here.
 //!
 //! All arithmetic is checked: an amount that does not fit in `i64` minor

@@ -1,4 +1,4 @@
-//! Pricing: the rules of API.md (which tier applies, customer discount,
+//! Pricing: the rules of docs/api.md (which tier applies, customer discount,
 //! margins) as pure functions in `engine`, and the one place that loads what
 //! they need — every variant with its product's rule, and the customer — in
 //! a fixed number of statements, whatever the number of items. Quotations

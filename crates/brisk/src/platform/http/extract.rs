@@ -1,4 +1,4 @@
-//! Request extractors that answer bad input with API.md's problem+json codes
+//! Request extractors that answer bad input with the problem+json codes of docs/api.md
 //! instead of axum's plain-text rejections.
 
 use axum::body::Bytes;
@@ -15,7 +15,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A JSON body. Extracting it answers 413 over 1 MiB (from
 /// `Content-Length`, before reading), 415 when not JSON and 400 when
 /// malformed. A well-formed body of the wrong shape is a 422 naming the
-/// field, but API.md ranks 422 below 403 and 404, so that answer waits until
+/// field, but the API ranks 422 below 403 and 404, so that answer waits until
 /// the handler calls [`ApiJson::parse`] after authorizing and finding the
 /// object.
 pub struct ApiJson<T>(Result<T, ApiError>);
@@ -249,7 +249,7 @@ enum Step {
 }
 
 /// Every shape error of `value` read as `T`, where serde stops at the
-/// first (API.md: `errors` lists each field). After each error the
+/// first (docs/api.md: `errors` lists each field). After each error the
 /// offending field gets a stand-in of another JSON type, the first that
 /// moves the error elsewhere, and the value is read again. Errors inside a
 /// field already reported (a stand-in `{}` for a missing object) are
