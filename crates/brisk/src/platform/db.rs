@@ -304,6 +304,12 @@ impl From<&TenantId> for Arg {
     }
 }
 
+impl From<crate::platform::money::Money> for Arg {
+    fn from(amount: crate::platform::money::Money) -> Self {
+        Arg::Int(amount.minor_units())
+    }
+}
+
 impl From<TenantId> for Arg {
     fn from(id: TenantId) -> Self {
         Arg::Text(id.as_str().to_owned())

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keyset;
 pub mod metrics;
+pub mod money;
 pub mod outbox;
 pub mod ratelimit;
 pub mod search;

@@ -5,6 +5,7 @@ use sqlx::FromRow;
 
 use super::lifecycle::OrderStatus;
 use crate::platform::clock;
+use crate::platform::money::Money;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct OrderItem {
@@ -15,9 +16,9 @@ pub struct OrderItem {
     pub product_name: String,
     pub sku: String,
     pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
@@ -38,9 +39,9 @@ pub struct OrderRow {
     pub status: String,
     pub customer_id: String,
     pub payment_method: String,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
+    pub subtotal: Money,
+    pub discount_total: Money,
+    pub total: Money,
     pub notes: Option<String>,
     pub quotation_id: Option<String>,
     pub created_at: i64,
@@ -58,9 +59,9 @@ pub struct Order {
     pub customer_id: String,
     pub payment_method: String,
     pub items: Vec<OrderItem>,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
+    pub subtotal: Money,
+    pub discount_total: Money,
+    pub total: Money,
     pub notes: Option<String>,
     pub quotation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

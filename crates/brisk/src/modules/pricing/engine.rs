@@ -1,16 +1,20 @@
 //! The pricing rules of docs/api.md as plain functions: no I/O, no HTTP. Every
 //! price a quotation or an order carries comes from here.
 //!
-//! All arithmetic is checked: an amount that does not fit in `i64` minor
-//! units is an error ([`Overflow`]), never a wrapped number.
+//! Amounts are [`Money`], quantities and basis points plain integers, so
+//! the two cannot be swapped. All arithmetic is checked: an amount that does
+//! not fit in `i64` minor units is an error ([`Overflow`]), never a wrapped
+//! number.
 
 use crate::modules::catalog::Tier;
+pub use crate::platform::money::BP_PER_UNIT;
+pub use crate::platform::money::Money;
 
 /// What pricing needs to know about a variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedVariant {
-    pub price: i64,
-    pub cost: i64,
+    pub price: Money,
+    pub cost: Money,
     pub tiers: Vec<Tier>,
     pub min_margin_bp: i64,
 }
@@ -19,9 +23,9 @@ pub struct PricedVariant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line {
     pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
     pub margin_bp: i64,
     pub margin_ok: bool,
 }
@@ -29,9 +33,9 @@ pub struct Line {
 /// The totals of priced lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
+    pub subtotal: Money,
+    pub discount_total: Money,
+    pub total: Money,
     pub margin_ok: bool,
 }
 
@@ -40,32 +44,20 @@ pub struct Totals {
 #[error("amount out of range")]
 pub struct Overflow;
 
-pub const BP_PER_UNIT: i64 = 10_000;
-
 /// The variant's price, or the price of the highest tier whose
 /// `min_quantity <= quantity`.
-pub fn unit_price(variant: &PricedVariant, quantity: i64) -> i64 {
+pub fn unit_price(variant: &PricedVariant, quantity: i64) -> Money {
     variant
         .tiers
         .iter()
         .filter(|t| t.min_quantity <= quantity)
         .max_by_key(|t| t.min_quantity)
-        .map_or(variant.price, |t| t.price)
+        .map_or(variant.price, |t| Money::minor(t.price))
 }
 
 /// `round(amount × bp / 10000)`, half away from zero, exactly.
-pub fn apply_bp(amount: i64, bp: i64) -> Result<i64, Overflow> {
-    let product = i128::from(amount) * i128::from(bp);
-    let divisor = i128::from(BP_PER_UNIT);
-    let quotient = product / divisor;
-    let remainder = product % divisor;
-    // |remainder| * 2 >= divisor means the fraction is at least one half.
-    let rounded = if remainder.abs() * 2 >= divisor {
-        quotient + product.signum()
-    } else {
-        quotient
-    };
-    i64::try_from(rounded).map_err(|_| Overflow)
+pub fn apply_bp(amount: Money, bp: i64) -> Result<Money, Overflow> {
+    amount.share_bp(bp).ok_or(Overflow)
 }
 
 /// `(line_total − cost × quantity) × 10000 / line_total`, truncated toward
@@ -74,8 +66,9 @@ pub fn apply_bp(amount: i64, bp: i64) -> Result<i64, Overflow> {
 /// Computed in i128 (a cost × quantity always fits there). A margin beyond
 /// i64 (say, a cost 10¹⁵ times the price) saturates: the margin only
 /// reports, and a line whose every amount fits must never be refused for it.
-pub fn margin_bp(line_total: i64, cost: i64, quantity: i64) -> i64 {
-    let total_cost = i128::from(cost) * i128::from(quantity);
+pub fn margin_bp(line_total: Money, cost: Money, quantity: i64) -> i64 {
+    let line_total = line_total.minor_units();
+    let total_cost = i128::from(cost.minor_units()) * i128::from(quantity);
     if line_total == 0 {
         return if total_cost == 0 { 0 } else { -BP_PER_UNIT };
     }
@@ -100,10 +93,10 @@ pub fn price_line(
     variant: &PricedVariant,
     quantity: i64,
     discount_bp: i64,
-    unit_price_override: Option<i64>,
+    unit_price_override: Option<Money>,
 ) -> Result<Line, Overflow> {
     let unit_price = unit_price_override.unwrap_or_else(|| unit_price(variant, quantity));
-    let gross = unit_price.checked_mul(quantity).ok_or(Overflow)?;
+    let gross = unit_price.times(quantity).ok_or(Overflow)?;
     let discount = apply_bp(gross, discount_bp)?;
     let line_total = gross.checked_sub(discount).ok_or(Overflow)?;
     let margin_bp = margin_bp(line_total, variant.cost, quantity);
@@ -120,10 +113,10 @@ pub fn price_line(
 /// Sums lines: subtotal = Σ unit_price × quantity, discount_total = Σ
 /// discount, total = subtotal − discount_total.
 pub fn totals(lines: &[Line]) -> Result<Totals, Overflow> {
-    let mut subtotal: i64 = 0;
-    let mut discount_total: i64 = 0;
+    let mut subtotal = Money::ZERO;
+    let mut discount_total = Money::ZERO;
     for line in lines {
-        let gross = line.unit_price.checked_mul(line.quantity).ok_or(Overflow)?;
+        let gross = line.unit_price.times(line.quantity).ok_or(Overflow)?;
         subtotal = subtotal.checked_add(gross).ok_or(Overflow)?;
         discount_total = discount_total.checked_add(line.discount).ok_or(Overflow)?;
     }

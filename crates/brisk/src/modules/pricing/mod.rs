@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::modules::catalog::{VariantForSale, variants_for_sale};
+use crate::platform::money::Money;
 use crate::platform::tenant::TenantId;
 use crate::platform::validation::{FieldError, Invalid, Validator};
 use engine::{Line, PricedVariant, Totals};
@@ -51,9 +52,9 @@ pub struct PricedLine {
     pub variant_id: String,
     pub sku: String,
     pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
     pub margin_bp: i64,
     pub margin_ok: bool,
     #[serde(skip)]
@@ -146,26 +147,30 @@ pub fn price_cart(
 ) -> Result<PricedCart, PricingError> {
     cart_of(items, variants, |i, item, v| {
         let priced_variant = PricedVariant {
-            price: v.price,
-            cost: v.cost,
+            price: Money::minor(v.price),
+            cost: Money::minor(v.cost),
             tiers: v.tiers.clone(),
             min_margin_bp: v.min_margin_bp,
         };
-        engine::price_line(&priced_variant, item.quantity, discount_bp, item.unit_price).map_err(
-            |_| FieldError {
-                field: format!("items[{i}].quantity"),
-                message: "the line's amount is too large".into(),
-            },
+        engine::price_line(
+            &priced_variant,
+            item.quantity,
+            discount_bp,
+            item.unit_price.map(Money::minor),
         )
+        .map_err(|_| FieldError {
+            field: format!("items[{i}].quantity"),
+            message: "the line's amount is too large".into(),
+        })
     })
 }
 
 /// A line's amounts as agreed earlier (a quotation being converted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgreedAmounts {
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
 }
 
 /// A cart at amounts agreed earlier, one per item: the variants are checked
@@ -181,7 +186,7 @@ pub fn agreed_cart(
         let agreed = agreed
             .get(i)
             .ok_or_else(|| FieldError::new(format!("items[{i}]"), "has no agreed price"))?;
-        let margin_bp = engine::margin_bp(agreed.line_total, v.cost, item.quantity);
+        let margin_bp = engine::margin_bp(agreed.line_total, Money::minor(v.cost), item.quantity);
         Ok(Line {
             quantity: item.quantity,
             unit_price: agreed.unit_price,

@@ -11,6 +11,7 @@ use crate::modules::{crm, tenancy};
 use crate::platform::auth::AuthUser;
 use crate::platform::http::error::{ApiResult, Problem};
 use crate::platform::http::extract::ApiJson;
+use crate::platform::money::Money;
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
 
@@ -35,9 +36,9 @@ pub struct PricingResponse {
     currency: String,
     customer_id: Option<String>,
     lines: Vec<PricedLine>,
-    subtotal: i64,
-    discount_total: i64,
-    total: i64,
+    subtotal: Money,
+    discount_total: Money,
+    total: Money,
     margin_ok: bool,
 }
 

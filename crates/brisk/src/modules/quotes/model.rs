@@ -7,6 +7,7 @@ use sqlx::FromRow;
 use super::error::QuoteError;
 use super::lifecycle::QuotationStatus;
 use crate::platform::clock;
+use crate::platform::money::Money;
 
 // A quotation line as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -16,9 +17,9 @@ pub struct QuotationLine {
     pub variant_id: String,
     pub sku: String,
     pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
     pub margin_bp: i64,
     pub margin_ok: bool,
     /// Whether `unit_price` was given by the request, not the engine: an
@@ -35,9 +36,9 @@ pub struct QuotationLineRow {
     pub variant_id: String,
     pub sku: String,
     pub quantity: i64,
-    pub unit_price: i64,
-    pub discount: i64,
-    pub line_total: i64,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub line_total: Money,
     pub margin_bp: i64,
     pub margin_ok: i64,
     pub explicit_price: i64,
@@ -70,9 +71,9 @@ pub struct QuotationRow {
     pub customer_id: String,
     pub valid_until: String,
     pub notes: Option<String>,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
+    pub subtotal: Money,
+    pub discount_total: Money,
+    pub total: Money,
     pub order_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -127,9 +128,9 @@ pub struct Quotation {
     pub status: QuotationStatus,
     pub customer_id: String,
     pub items: Vec<QuotationLine>,
-    pub subtotal: i64,
-    pub discount_total: i64,
-    pub total: i64,
+    pub subtotal: Money,
+    pub discount_total: Money,
+    pub total: Money,
     pub valid_until: String,
     pub notes: Option<String>,
     pub order_id: Option<String>,
@@ -166,7 +167,7 @@ pub struct QuotationAccepted {
     pub quotation_id: String,
     pub number: String,
     pub customer_id: String,
-    pub total: i64,
+    pub total: Money,
     pub quotation: Quotation,
 }
 

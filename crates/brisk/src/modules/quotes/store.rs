@@ -357,7 +357,7 @@ pub async fn begin_edit(
         .map(|l| CartItem {
             variant_id: l.variant_id.clone(),
             quantity: l.quantity,
-            unit_price: l.explicit_price.then_some(l.unit_price),
+            unit_price: l.explicit_price.then_some(l.unit_price.minor_units()),
         })
         .collect();
     Ok(Edit {

@@ -6,6 +6,7 @@ use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
+use crate::platform::money::Money;
 use crate::platform::outbox::{self, topic};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
@@ -182,10 +183,13 @@ pub async fn debit(
     tx: &mut Tx,
     tenant_id: &TenantId,
     customer_id: &str,
-    amount: i64,
+    amount: Money,
     order_id: &str,
     now: i64,
 ) -> Result<i64, WalletError> {
+    // The ledger stores minor units; the type kept the caller from handing
+    // over a quantity or a count.
+    let amount = amount.minor_units();
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
@@ -226,10 +230,13 @@ pub async fn refund(
     tx: &mut Tx,
     tenant_id: &TenantId,
     customer_id: &str,
-    amount: i64,
+    amount: Money,
     order_id: &str,
     now: i64,
 ) -> Result<i64, WalletError> {
+    // The ledger stores minor units; the type kept the caller from handing
+    // over a quantity or a count.
+    let amount = amount.minor_units();
     if amount == 0 {
         return balance(&mut **tx, tenant_id, customer_id).await;
     }
