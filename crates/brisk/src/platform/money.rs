@@ -81,6 +81,20 @@ impl utoipa::PartialSchema for Money {
     }
 }
 
+impl sqlx::Type<sqlx::Any> for Money {
+    fn type_info() -> <sqlx::Any as sqlx::Database>::TypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Money {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value).map(Money)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,19 +109,5 @@ mod tests {
         assert_eq!(Money::minor(i64::MAX).checked_add(Money::minor(1)), None);
         assert_eq!(Money::minor(1999).times(3), Some(Money::minor(5997)));
         assert_eq!(serde_json::to_string(&Money::minor(1999)).unwrap(), "1999");
-    }
-}
-
-impl sqlx::Type<sqlx::Any> for Money {
-    fn type_info() -> <sqlx::Any as sqlx::Database>::TypeInfo {
-        <i64 as sqlx::Type<sqlx::Any>>::type_info()
-    }
-}
-
-impl<'r> sqlx::Decode<'r, sqlx::Any> for Money {
-    fn decode(
-        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Self, sqlx::error::BoxDynError> {
-        <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value).map(Money)
     }
 }
