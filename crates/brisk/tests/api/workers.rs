@@ -175,6 +175,27 @@ async fn place(client: reqwest::Client, base: String, token: String, body: Value
     r.body["number"].as_str().unwrap().to_owned()
 }
 
+/// A loopback webhook receiver that answers 204 and keeps every body.
+async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = bodies.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let kept = kept.clone();
+        async move {
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                kept.lock().unwrap().push(v);
+            }
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}/hook"), bodies)
+}
+
 #[tokio::test]
 async fn five_hundred_orders_across_two_nodes_get_exactly_one_confirmation_each_from_a_worker_process()
  {
@@ -182,10 +203,31 @@ async fn five_hundred_orders_across_two_nodes_get_exactly_one_confirmation_each_
         return;
     }
     let sink = sink();
-    let a = start_with(|c| c.workers = 0).await;
+    let a = start_with(|c| {
+        c.workers = 0;
+        c.webhook_allow_private = true;
+    })
+    .await;
     let b = start_beside(&a, |c| c.workers = 0).await;
-    let w = worker(&a.database_url, &sink.url, &[("BRISK_WORKERS", "4")]);
+    let w = worker(
+        &a.database_url,
+        &sink.url,
+        &[
+            ("BRISK_WORKERS", "4"),
+            ("BRISK_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    );
     let shop = shop(&a, "USD", 100, 1000).await;
+    // The same orders also reach a webhook: every order.created exactly once.
+    let (hook_url, hook_bodies) = webhook_receiver().await;
+    let hook = a
+        .post(
+            "/api/v1/webhooks",
+            &shop.owner.token,
+            json!({"url": hook_url, "events": ["order.created"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{}", hook.body);
     let address = unique_email("bulk");
     let customer = shop.customer(&a, "Bulk Buyer", Some(&address)).await;
     let body = json!({"customer_id": customer, "payment_method": "invoice",
@@ -214,11 +256,35 @@ async fn five_hundred_orders_across_two_nodes_get_exactly_one_confirmation_each_
 
     sink.wait_for(&address, 500).await;
     // Every job finished, so nothing more is on its way.
-    let done = wait_for_jobs(&a, &shop.owner.token, "", "500 done jobs", |j| {
+    let query = format!("type={CONFIRMATION}");
+    let done = wait_for_jobs(&a, &shop.owner.token, &query, "500 done jobs", |j| {
         j.len() == 500 && j.iter().all(|j| j["status"] == "done")
     })
     .await;
     assert!(done.iter().all(|j| j["type"] == CONFIRMATION));
+    wait_for_jobs(
+        &a,
+        &shop.owner.token,
+        "type=webhook.delivery",
+        "500 delivered webhooks",
+        |j| j.len() == 500 && j.iter().all(|j| j["status"] == "done"),
+    )
+    .await;
+    let mut hooked: BTreeMap<String, usize> = BTreeMap::new();
+    for body in hook_bodies.lock().unwrap().iter() {
+        assert_eq!(body["type"], "order.created");
+        let number = body["data"]["number"].as_str().unwrap().to_owned();
+        *hooked.entry(number).or_default() += 1;
+    }
+    assert!(
+        hooked.values().all(|n| *n == 1),
+        "an order.created delivered twice: {hooked:?}"
+    );
+    assert_eq!(
+        hooked.keys().cloned().collect::<Vec<_>>(),
+        placed,
+        "every order.created delivered"
+    );
     let mut per_number: BTreeMap<String, usize> = BTreeMap::new();
     for m in sink.messages_to(&address) {
         let number = m
