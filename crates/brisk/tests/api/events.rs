@@ -154,3 +154,72 @@ async fn the_events_of_one_order_name_the_order_as_their_aggregate() {
         ]
     );
 }
+
+/// Dispatched events and done jobs go after 7 days; undispatched events,
+/// jobs not done, and younger rows stay.
+#[tokio::test]
+async fn dispatched_events_and_done_jobs_are_pruned_after_seven_days() {
+    use brisk::platform::{dispatch, jobs};
+    let s = start_with(|c| c.workers = 0).await;
+    let owner = s.signup("Events Prune").await;
+    let pool = s.raw_database().await;
+    let day: i64 = 24 * 3600 * 1_000_000;
+    let now = brisk::platform::clock::now_micros();
+    let old = now - 8 * day;
+    let young = now - 6 * day;
+    for (id, processed) in [
+        ("e-old", Some(old)),
+        ("e-young", Some(young)),
+        ("e-pending", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO outbox (tenant_id, id, topic, aggregate, payload, created_at, processed_at) \
+             VALUES ($1, $2, 'customer.created', '', '{}', $3, $4)",
+        )
+        .bind(&owner.tenant_id)
+        .bind(id)
+        .bind(old)
+        .bind(processed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for (id, status, updated) in [
+        ("j-old", "done", old),
+        ("j-young", "done", young),
+        ("j-dead", "dead", old),
+    ] {
+        sqlx::query(
+            "INSERT INTO jobs (tenant_id, id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) \
+             VALUES ($1, $2, 'email.order_confirmation', '{}', $3, 1, 8, $4, $4, $4)",
+        )
+        .bind(&owner.tenant_id)
+        .bind(id)
+        .bind(status)
+        .bind(updated)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let db = &s.server.as_ref().unwrap().state.db;
+    let cutoff = now - i64::try_from(dispatch::RETENTION.as_micros()).unwrap();
+    assert_eq!(dispatch::prune_dispatched(db, cutoff).await.unwrap(), 1);
+    assert_eq!(jobs::prune_done(db, cutoff).await.unwrap(), 1);
+    let events: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM outbox WHERE tenant_id = $1 AND id LIKE 'e-%' ORDER BY id")
+            .bind(&owner.tenant_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        events,
+        vec![("e-pending".to_owned(),), ("e-young".to_owned(),)]
+    );
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM jobs WHERE tenant_id = $1 ORDER BY id")
+            .bind(&owner.tenant_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, vec![("j-dead".to_owned(),), ("j-young".to_owned(),)]);
+}
