@@ -16,6 +16,9 @@
 //!   connections (WAL lets them run beside the writer).
 //! - On PostgreSQL the pool is explicitly sized, has an acquire timeout and a
 //!   per-connection `statement_timeout`; reads may go to replicas.
+//! - A transaction may be dropped at any await, even while it is opened
+//!   ([`Db::begin`]): it rolls back, and its connection goes back to the
+//!   pool outside any transaction.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -212,9 +215,29 @@ impl Db {
     }
 
     /// Starts a write transaction on the primary.
+    ///
+    /// Safe to drop at any point (a request cut by its timeout): the
+    /// `BEGIN` runs in a task of its own, and a transaction whose caller is
+    /// gone is dropped there once it is open, so it rolls back. Awaited in
+    /// place, sqlx 0.9's PostgreSQL driver cannot be cancelled while it
+    /// waits for the answer to `BEGIN`: it counts the transaction only once
+    /// that answer arrives, so a drop then queues no `ROLLBACK` and the
+    /// connection goes back to the pool still inside the transaction. Every
+    /// later autocommitted statement on it (an idempotency claim or its
+    /// release) would then stay uncommitted, holding its row locks, until a
+    /// later transaction on that connection happened to commit or roll it
+    /// all back.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         count_statement("begin", Duration::ZERO);
-        self.inner.writer.begin().await
+        let writer = self.inner.writer.clone();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            // Unreceived (the caller was dropped), the open transaction is
+            // dropped here and rolls back.
+            let _ = sender.send(writer.begin().await);
+        });
+        // Only a panic in sqlx ends the task without an answer.
+        receiver.await.map_err(|_| sqlx::Error::WorkerCrashed)?
     }
 
     /// Checks that the primary answers, within `timeout`.

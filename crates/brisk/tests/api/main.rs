@@ -9,6 +9,7 @@ mod bench_dispatch;
 mod catalog;
 mod common;
 mod customers;
+mod database;
 mod events;
 mod http_pipeline;
 mod inventory;
