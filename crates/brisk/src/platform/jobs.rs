@@ -360,65 +360,40 @@ impl JobRunner {
     /// Records the outcome of an attempt this runner still holds.
     async fn settle(&self, job: &Job, outcome: Outcome) -> Result<(), sqlx::Error> {
         let now = now_micros();
-        let held = " WHERE tenant_id = $1 AND id = $2 AND status = 'running' AND locked_by = $3 AND attempts = $4";
-        let (text, status, run_at, error, attempts): (String, &str, i64, Option<String>, i64) =
-            match outcome {
-                Outcome::Done => (
-                    format!(
-                        "UPDATE jobs SET status = $5, run_at = $6, last_error = $7, attempts = $8, locked_until = NULL, updated_at = $9{held}"
-                    ),
-                    "done",
-                    now,
-                    None,
-                    job.attempt,
-                ),
-                Outcome::Failed(error) if job.attempt >= job.max_attempts => (
-                    format!(
-                        "UPDATE jobs SET status = $5, run_at = $6, last_error = $7, attempts = $8, locked_until = NULL, updated_at = $9{held}"
-                    ),
-                    "dead",
-                    now,
-                    Some(error),
-                    job.attempt,
-                ),
-                Outcome::Failed(error) => {
-                    let delay = backoff(self.settings.retry_base, job.attempt);
-                    (
-                        format!(
-                            "UPDATE jobs SET status = $5, run_at = $6, last_error = $7, attempts = $8, locked_until = NULL, updated_at = $9{held}"
-                        ),
-                        "failed",
-                        now.saturating_add(micros(delay)),
-                        Some(error),
-                        job.attempt,
-                    )
-                }
-                // Not an attempt: the count goes back to what it was.
-                Outcome::Defer { until, why } => {
-                    tracing::debug!(job = %job.id, why, "jobs: deferred");
-                    (
-                        format!(
-                            "UPDATE jobs SET status = $5, run_at = $6, last_error = COALESCE($7, last_error), attempts = $8, locked_until = NULL, updated_at = $9{held}"
-                        ),
-                        "queued",
-                        until,
-                        None,
-                        job.attempt.saturating_sub(1),
-                    )
-                }
-            };
-        let settled = db::sql_owned(text)
-            .bind(&job.tenant_id)
-            .bind(job.id.as_str())
-            .bind(self.node.as_str())
-            .bind(job.attempt)
-            .bind(status)
-            .bind(run_at)
-            .bind(error)
-            .bind(attempts)
-            .bind(now)
-            .execute(self.db.writer())
-            .await?;
+        // (status, run_at, last_error, attempts); a deferral is no attempt
+        // and keeps the last error, a success clears it.
+        let (status, run_at, error, attempts) = match outcome {
+            Outcome::Done => ("done", now, None, job.attempt),
+            Outcome::Failed(error) if job.attempt >= job.max_attempts => {
+                ("dead", now, Some(error), job.attempt)
+            }
+            Outcome::Failed(error) => {
+                let delay = backoff(self.settings.retry_base, job.attempt);
+                let run_at = now.saturating_add(micros(delay));
+                ("failed", run_at, Some(error), job.attempt)
+            }
+            Outcome::Defer { until, why } => {
+                tracing::debug!(job = %job.id, why, "jobs: deferred");
+                ("queued", until, None, job.attempt.saturating_sub(1))
+            }
+        };
+        let settled = sql(
+            "UPDATE jobs SET status = $5, run_at = $6, \
+             last_error = CASE WHEN $5 = 'queued' THEN last_error ELSE $7 END, \
+             attempts = $8, locked_until = NULL, updated_at = $9 \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'running' AND locked_by = $3 AND attempts = $4",
+        )
+        .bind(&job.tenant_id)
+        .bind(job.id.as_str())
+        .bind(self.node.as_str())
+        .bind(job.attempt)
+        .bind(status)
+        .bind(run_at)
+        .bind(error)
+        .bind(attempts)
+        .bind(now)
+        .execute(self.db.writer())
+        .await?;
         if settled == 0 {
             tracing::warn!(job = %job.id, "jobs: the lease was lost before the outcome was recorded");
         }
@@ -500,9 +475,27 @@ pub struct JobFilter<'a> {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub tenant_id: TenantId,
+    /// The job's id: new, or one the caller ties to a row of its own (a
+    /// webhook delivery's job has the delivery's id).
+    pub id: String,
     pub kind: &'static str,
     /// JSON.
     pub payload: String,
+    /// When it may run first (micros).
+    pub run_at: i64,
+}
+
+impl NewJob {
+    /// A job with a new id, to run at `now`.
+    pub fn new(tenant_id: TenantId, kind: &'static str, payload: String, now: i64) -> Self {
+        NewJob {
+            tenant_id,
+            id: new_id(),
+            kind,
+            payload,
+            run_at: now,
+        }
+    }
 }
 
 /// Rows per multi-row insert: 8 values each stays far below either
@@ -523,7 +516,7 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: &[NewJob], now: i64) -> Result<(), 
             q.push("(")
                 .bind(&job.tenant_id)
                 .push(", ")
-                .bind(new_id())
+                .bind(job.id.as_str())
                 .push(", ")
                 .bind(job.kind)
                 .push(", ")
@@ -531,7 +524,7 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: &[NewJob], now: i64) -> Result<(), 
                 .push(", 'queued', 0, ")
                 .bind(DEFAULT_MAX_ATTEMPTS)
                 .push(", ")
-                .bind(now)
+                .bind(job.run_at)
                 .push(", ")
                 .bind(now)
                 .push(", ")
@@ -621,6 +614,14 @@ pub async fn retry_dead(
         Some(job) => Retried::NotDead(job),
         None => Retried::NotFound,
     })
+}
+
+/// Wakes the job runners after jobs were queued or brought forward outside
+/// a dispatch: this node's at once (`local`), other PostgreSQL nodes'
+/// through `NOTIFY brisk_jobs`.
+pub async fn wake_runners(db: &Db, local: &Notify) {
+    local.notify_waiters();
+    announce(db).await;
 }
 
 /// Tells the job runners of other PostgreSQL nodes to look at the queue now

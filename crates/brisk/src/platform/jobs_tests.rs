@@ -423,11 +423,12 @@ async fn jobs_list_newest_first_filtered_by_status_and_type_in_pages() {
     let mut tx = db.begin().await.unwrap();
     enqueue_many(
         &mut tx,
-        &[NewJob {
-            tenant_id: tenant(),
-            kind: "other.kind",
-            payload: "{}".into(),
-        }],
+        &[NewJob::new(
+            tenant(),
+            "other.kind",
+            "{}".into(),
+            now_micros(),
+        )],
         now_micros(),
     )
     .await

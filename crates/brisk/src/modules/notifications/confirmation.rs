@@ -94,6 +94,7 @@ async fn queue_confirmations(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::
         .map(|(tenant, order)| (tenant.clone(), order.customer_id.clone()))
         .collect();
     let contacts: HashMap<(TenantId, String), Contact> = contacts::contacts(tx, &customers).await?;
+    let now = now_micros();
     let mut queued = Vec::new();
     for (tenant_id, order) in orders {
         let Some(contact) = contacts.get(&(tenant_id.clone(), order.customer_id.clone())) else {
@@ -105,16 +106,17 @@ async fn queue_confirmations(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::
             order,
         })
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        queued.push(NewJob {
+        queued.push(NewJob::new(
             tenant_id,
-            kind: EMAIL_ORDER_CONFIRMATION,
+            EMAIL_ORDER_CONFIRMATION,
             payload,
-        });
+            now,
+        ));
     }
     if queued.is_empty() {
         return Ok(());
     }
-    jobs::enqueue_many(tx, &queued, now_micros()).await
+    jobs::enqueue_many(tx, &queued, now).await
 }
 
 /// Sends one confirmation.

@@ -382,7 +382,7 @@ impl DeliveryHandler {
                 };
                 commit(tx).await?;
                 if requeued > 0 {
-                    store::wake_runners(&self.db, &self.jobs_wake).await;
+                    crate::platform::jobs::wake_runners(&self.db, &self.jobs_wake).await;
                 }
                 metrics::counter!("brisk_webhook_deliveries_total", "outcome" => "delivered")
                     .increment(1);

@@ -15,7 +15,7 @@ use super::store::{self, ALL_EVENTS, DELIVERY_JOB, EVENTS};
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx};
 use crate::platform::dispatch::{Consumer, Event};
-use crate::platform::jobs::{BoxFuture, DEFAULT_MAX_ATTEMPTS};
+use crate::platform::jobs::{self, BoxFuture, NewJob};
 
 /// Rows per INSERT: well under both databases' limits on bound values
 /// (SQLite 32766, PostgreSQL 65535) at 8 values a row.
@@ -97,11 +97,10 @@ async fn fan_out(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
         }
     }
     let now = now_micros();
-    for (chunk_index, chunk) in pairs.chunks(ROWS_PER_INSERT).enumerate() {
+    for chunk in pairs.chunks(ROWS_PER_INSERT) {
         insert_deliveries(tx, chunk, now).await?;
-        insert_jobs(tx, chunk, now, chunk_index * ROWS_PER_INSERT).await?;
     }
-    Ok(())
+    jobs::enqueue_many(tx, &delivery_jobs(&pairs, now), now).await
 }
 
 /// Every active, live webhook of these tenants, by tenant (oldest first).
@@ -199,43 +198,19 @@ async fn insert_deliveries(
     Ok(())
 }
 
-/// The jobs, in the job table's format, with the delivery's id. Their
+/// One `webhook.delivery` job per delivery, with the delivery's id. Their
 /// run_at rises by a microsecond per row in event order, so runners claim
 /// them (`ORDER BY run_at`) in the order the events happened.
-async fn insert_jobs(
-    tx: &mut Tx,
-    chunk: &[NewDelivery<'_>],
-    now: i64,
-    offset: usize,
-) -> Result<(), sqlx::Error> {
-    let mut q = SqlBuilder::new(
-        "INSERT INTO jobs (tenant_id, id, kind, payload, status, attempts, max_attempts, run_at, created_at, updated_at) VALUES ",
-    );
-    for (i, d) in chunk.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        let run_at = now.saturating_add(i64::try_from(offset + i).unwrap_or(i64::MAX));
-        let payload = serde_json::json!({ "delivery_id": d.id }).to_string();
-        q.push("(")
-            .bind(&d.event.tenant_id)
-            .push(", ")
-            .bind(d.id.as_str())
-            .push(", ")
-            .bind(DELIVERY_JOB)
-            .push(", ")
-            .bind(payload)
-            .push(", 'queued', 0, ")
-            .bind(DEFAULT_MAX_ATTEMPTS)
-            .push(", ")
-            .bind(run_at)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(")");
-    }
-    q.one_shot();
-    q.build().execute(&mut **tx).await?;
-    Ok(())
+fn delivery_jobs(pairs: &[NewDelivery<'_>], now: i64) -> Vec<NewJob> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| NewJob {
+            tenant_id: d.event.tenant_id.clone(),
+            id: d.id.clone(),
+            kind: DELIVERY_JOB,
+            payload: serde_json::json!({ "delivery_id": d.id }).to_string(),
+            run_at: now.saturating_add(i64::try_from(i).unwrap_or(i64::MAX)),
+        })
+        .collect()
 }

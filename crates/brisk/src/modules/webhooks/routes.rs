@@ -343,7 +343,7 @@ async fn update_webhook(
         .await?
         .ok_or(WebhookError::NotFound)?;
     if requeued > 0 {
-        store::wake_runners(&state.db, &state.jobs_wake).await;
+        crate::platform::jobs::wake_runners(&state.db, &state.jobs_wake).await;
     }
     Ok(Json(webhook))
 }

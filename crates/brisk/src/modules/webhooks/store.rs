@@ -6,7 +6,7 @@ use sqlx::{Any, Executor, FromRow};
 
 use super::error::{WebhookError, WebhookResult};
 use crate::platform::clock::{self, new_id, now_micros};
-use crate::platform::db::{Backend, Db, SqlBuilder, commit, sql};
+use crate::platform::db::{Db, SqlBuilder, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::tenant::TenantId;
 
@@ -323,20 +323,6 @@ where
     .bind(now)
     .execute(ex)
     .await
-}
-
-/// Wakes the job runners after jobs were brought forward: this node's at
-/// once, other PostgreSQL nodes' through `NOTIFY brisk_jobs` (best effort:
-/// their poll catches up otherwise).
-pub async fn wake_runners(db: &Db, wake: &tokio::sync::Notify) {
-    wake.notify_waiters();
-    if db.backend() == Backend::Postgres
-        && let Err(err) = sql("SELECT pg_notify('brisk_jobs', '')")
-            .execute(db.writer())
-            .await
-    {
-        tracing::debug!(error = %err, "webhooks: could not notify other nodes' job runners");
-    }
 }
 
 /// A delivery's state: `pending` (waiting or retrying), `delivered`, or
