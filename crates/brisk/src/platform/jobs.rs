@@ -178,7 +178,8 @@ impl JobRunner {
     pub async fn run(self, mut stop: watch::Receiver<bool>, wake: Arc<Notify>) {
         let slots = Arc::new(Semaphore::new(self.settings.workers.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
-        let mut holding: Arc<std::sync::Mutex<HashMap<String, Job>>> = Arc::default();
+        // The jobs this runner holds, to hand back the unfinished on stop.
+        let holding: Arc<std::sync::Mutex<HashMap<String, Job>>> = Arc::default();
         loop {
             if *stop.borrow() {
                 break;
@@ -236,7 +237,7 @@ impl JobRunner {
                 _ = stop.changed() => {}
             }
         }
-        self.finish_or_hand_back(&mut running, &mut holding).await;
+        self.finish_or_hand_back(&mut running, &holding).await;
     }
 
     /// Stop: running jobs get the grace period; the ones still running after
@@ -244,7 +245,7 @@ impl JobRunner {
     async fn finish_or_hand_back(
         &self,
         running: &mut JoinSet<()>,
-        holding: &mut Arc<std::sync::Mutex<HashMap<String, Job>>>,
+        holding: &std::sync::Mutex<HashMap<String, Job>>,
     ) {
         let deadline = Instant::now() + self.settings.grace;
         while !running.is_empty() {
@@ -614,6 +615,36 @@ pub async fn retry_dead(
         Some(job) => Retried::NotDead(job),
         None => Retried::NotFound,
     })
+}
+
+/// Brings queued jobs of `kind` with these ids that wait for a later time
+/// forward to `now` (a deferral whose reason is gone); jobs in a retry
+/// backoff (`failed`) keep their time. Returns how many moved.
+pub async fn bring_forward(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    kind: &str,
+    ids: &[String],
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut moved = 0;
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let mut q = db::SqlBuilder::new("UPDATE jobs SET run_at = ");
+        q.bind(now)
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE tenant_id = ")
+            .bind(tenant_id)
+            .push(" AND kind = ")
+            .bind(kind)
+            .push(" AND status = 'queued' AND run_at > ")
+            .bind(now)
+            .push(" AND id IN ")
+            .bind_in(chunk.iter().map(String::as_str))
+            .one_shot();
+        moved += q.build().execute(&mut **tx).await?;
+    }
+    Ok(moved)
 }
 
 /// Wakes the job runners after jobs were queued or brought forward outside

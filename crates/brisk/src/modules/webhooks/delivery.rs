@@ -376,7 +376,7 @@ impl DeliveryHandler {
                 .await?;
                 // The circuit just closed: what waited for it goes now.
                 let requeued = if d.failures >= FAILURES_TO_OPEN {
-                    store::requeue_deferred(&mut *tx, &job.tenant_id, &d.webhook_id, now).await?
+                    store::requeue_deferred(&mut tx, &job.tenant_id, &d.webhook_id, now).await?
                 } else {
                     0
                 };

@@ -2,12 +2,13 @@
 //! fan-out and the delivery job have their own statements beside them).
 
 use serde::Serialize;
-use sqlx::{Any, Executor, FromRow};
+use sqlx::FromRow;
 
 use super::error::{WebhookError, WebhookResult};
 use crate::platform::clock::{self, new_id, now_micros};
-use crate::platform::db::{Db, SqlBuilder, commit, sql};
+use crate::platform::db::{Db, SqlBuilder, Tx, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
+use crate::platform::jobs;
 use crate::platform::tenant::TenantId;
 
 /// The events a webhook can subscribe to, by name.
@@ -280,7 +281,7 @@ pub async fn update(
         return Ok(None);
     };
     let requeued = if changes.active == Some(true) {
-        requeue_deferred(&mut *tx, tenant_id, id, now).await?
+        requeue_deferred(&mut tx, tenant_id, id, now).await?
     } else {
         0
     };
@@ -304,25 +305,27 @@ pub async fn delete(db: &Db, tenant_id: &TenantId, id: &str) -> WebhookResult<bo
 
 /// Brings the webhook's deferred delivery jobs (queued, due later) forward
 /// to `now`: after it became active again, or after its circuit closed.
-/// Jobs in a retry backoff (`failed`) keep their time.
-pub async fn requeue_deferred<'e, 'c: 'e, E>(
-    ex: E,
+/// The deliveries are this module's; their jobs (same ids) the queue's.
+pub async fn requeue_deferred(
+    tx: &mut Tx,
     tenant_id: &TenantId,
     webhook_id: &str,
     now: i64,
-) -> Result<u64, sqlx::Error>
-where
-    E: 'e + Executor<'c, Database = Any>,
-{
-    sql("UPDATE jobs SET run_at = $3, updated_at = $3 \
-         WHERE tenant_id = $1 AND kind = 'webhook.delivery' AND status = 'queued' AND run_at > $3 \
-         AND id IN (SELECT id FROM webhook_deliveries \
-                    WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending')")
+) -> Result<u64, sqlx::Error> {
+    let pending: Vec<String> = sql(
+        "SELECT id FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'",
+    )
     .bind(tenant_id)
     .bind(webhook_id)
-    .bind(now)
-    .execute(ex)
-    .await
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| sqlx::Row::try_get(row, "id"))
+    .collect::<Result<_, _>>()?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    jobs::bring_forward(tx, tenant_id, DELIVERY_JOB, &pending, now).await
 }
 
 /// A delivery's state: `pending` (waiting or retrying), `delivered`, or
