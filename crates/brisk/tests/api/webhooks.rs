@@ -1169,3 +1169,51 @@ async fn every_webhook_read_uses_an_index() {
             .expect("reset");
     }
 }
+
+/// A 3xx is an answer, not a way elsewhere: the delivery attempt fails with
+/// that status and the address it points to hears nothing.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
+    let s = start_with(fast).await;
+    let o = s.signup("Redirected").await;
+    let t = &o.token;
+    let target = Receiver::healthy().await;
+    let location = target.url.clone();
+    let app = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let hook = create_webhook(
+        &s,
+        t,
+        json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": ["wallet.credited"]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let c = customer(&s, t).await;
+    credit(&s, t, &c, 700).await;
+    let attempted = eventually("a failed attempt", async || {
+        deliveries(&s, t, &hook)
+            .await
+            .into_iter()
+            .find(|d| d["attempts"].as_i64().unwrap_or(0) >= 1 && d["response_status"] == 307)
+    })
+    .await;
+    assert_eq!(attempted["status"], "pending", "{attempted}");
+    assert!(attempted["delivered_at"].is_null(), "{attempted}");
+    assert!(target.requests().is_empty(), "the redirect was followed");
+}
