@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::modules;
 use crate::platform::auth::{Passwords, TokenKeys, random_secret};
+use crate::platform::cache::{self, Cache, CacheOptions, Fanout, RedisLink};
 use crate::platform::clock::now_micros;
 use crate::platform::config::Config;
 use crate::platform::db::{self, ConnectError, Db};
@@ -27,7 +28,7 @@ use crate::platform::http::error::{ApiError, ErrorCode};
 use crate::platform::http::pipeline::{self, PipelineOptions};
 use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::jobs::{self, JobRunner, RunnerSettings};
-use crate::platform::ratelimit::Limits;
+use crate::platform::ratelimit::{LimitSettings, Limits};
 pub use crate::platform::state::AppState;
 
 #[derive(OpenApi)]
@@ -73,20 +74,44 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         Some(secret) if !secret.is_empty() => secret.clone(),
         _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,
     };
+    let cache = build_cache(&config, &db)?;
     Ok(AppState {
+        cache: cache.clone(),
         idempotency: IdempotencyKeys::new(db.clone(), config.request_timeout()),
         db,
         tokens: TokenKeys::new(secret.as_bytes()),
         passwords: Passwords::new(),
         limits: Limits::new(
-            config.rate_limit_per_minute,
-            config.login_rate_limit_per_minute,
+            LimitSettings {
+                requests_per_minute: config.rate_limit_per_minute,
+                logins_per_minute: config.login_rate_limit_per_minute,
+                public_per_minute: config.public_rate_limit_per_minute,
+            },
+            cache.redis().cloned(),
         ),
         metrics: crate::platform::metrics::install(),
         config: Arc::new(config),
         currencies: moka::sync::Cache::new(100_000),
         jobs_wake: Arc::new(Notify::new()),
     })
+}
+
+/// The node's cache: L1 always; Redis as L2 with `BRISK_REDIS_URL`; the
+/// PostgreSQL fan-out on PostgreSQL.
+fn build_cache(config: &Config, db: &Db) -> Result<Cache, redis::RedisError> {
+    let node = crate::platform::clock::new_id();
+    let l2 = match &config.redis_url {
+        Some(url) if !url.is_empty() => Some(RedisLink::new(url, node.clone())?),
+        _ => None,
+    };
+    let fanout = match db.backend() {
+        db::Backend::Postgres => Fanout::postgres(node),
+        db::Backend::Sqlite => Fanout::none(),
+    };
+    let options = CacheOptions {
+        l1_bytes: config.cache_mb.saturating_mul(1024 * 1024),
+    };
+    Ok(Cache::new(options, l2, fanout))
 }
 
 /// Every route with its OpenAPI description, before the pipeline.
@@ -330,6 +355,31 @@ fn spawn_workers(state: &AppState, background: &mut Background, workers: usize) 
     }
 }
 
+/// The cache's links to the other nodes: the PostgreSQL notifier and
+/// listener, the Redis subscriber, and a minutely housekeeping.
+fn spawn_cache_fanout(state: &AppState, background: &mut Background) {
+    let the_cache = state.cache.clone();
+    if state.db.backend() == db::Backend::Postgres {
+        let (fanout, db) = (the_cache.fanout().clone(), state.db.clone());
+        background.spawn("cache notifier", move |stop| fanout.send_postgres(db, stop));
+        let (listening, url) = (the_cache.clone(), state.config.database_url.clone());
+        let node = the_cache.fanout().node().to_owned();
+        background.spawn("cache listener", move |stop| {
+            cache::listen_postgres(listening, url, node, stop)
+        });
+    }
+    if the_cache.redis().is_some() {
+        let subscribing = the_cache.clone();
+        background.spawn("cache subscriber", move |stop| {
+            cache::listen_redis(subscribing, stop)
+        });
+    }
+    background.every("cache housekeeping", Duration::from_secs(60), move || {
+        let the_cache = the_cache.clone();
+        async move { the_cache.housekeeping().await }
+    });
+}
+
 /// Settings that would only fail later, in the background, refused at
 /// start instead.
 fn check_settings(config: &Config) -> Result<(), StartError> {
@@ -366,6 +416,7 @@ fn spawn_background(state: &AppState) -> Background {
             async move { prune(&db).await }
         },
     );
+    spawn_cache_fanout(state, &mut background);
     let limits = state.limits.clone();
     background.every(
         "rate-limit housekeeping",

@@ -324,6 +324,7 @@ where
         Limits::from_ref(state)
             .tenant_requests
             .check(user.tenant_id.as_str())
+            .await
             .map_err(ApiError::rate_limited)?;
         Ok(user)
     }

@@ -123,6 +123,24 @@ pub struct Config {
     #[arg(long, env = "BRISK_WORKER_POLL_MS", default_value_t = 1000)]
     pub worker_poll_ms: u64,
 
+    /// Redis (`redis://host:port/db`): the shared L2 cache, the fast
+    /// invalidation fan-out between nodes and rate limits shared by every
+    /// node. Unset: each node caches and limits in process.
+    #[arg(long, env = "BRISK_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// The in-process (L1) cache's bound, in MiB of response bytes.
+    #[arg(long, env = "BRISK_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+
+    /// Share-link hits (`/s/{code}`) per minute per client IP (0 = no limit).
+    #[arg(
+        long,
+        env = "BRISK_PUBLIC_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub public_rate_limit_per_minute: u32,
+
     /// Tests only: record every SQL statement (to check query plans).
     #[arg(skip)]
     pub sql_log: Option<crate::platform::db::SqlLog>,

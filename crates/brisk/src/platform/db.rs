@@ -74,6 +74,9 @@ pub enum ConnectError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Not the database's, but found while connecting the node's stores.
+    #[error("BRISK_REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Handle to the database pools; cheap to clone.

@@ -3,6 +3,7 @@
 //! knows about customers, products or orders.
 
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -10,6 +10,7 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::platform::auth::{Passwords, TokenKeys};
+use crate::platform::cache::Cache;
 use crate::platform::config::Config;
 use crate::platform::db::Db;
 use crate::platform::idempotency::IdempotencyKeys;
@@ -28,6 +29,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Tenant currencies: immutable once a tenant exists, so safe to keep.
     pub currencies: moka::sync::Cache<TenantId, String>,
+    /// Ready-to-send read responses (L1, and Redis as L2), invalidated by
+    /// tags after writes commit.
+    pub cache: Cache,
     /// Wakes this node's job runner (after jobs were enqueued or retried).
     pub jobs_wake: Arc<tokio::sync::Notify>,
 }

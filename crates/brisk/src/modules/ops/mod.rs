@@ -39,6 +39,10 @@ pub struct Health {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Checks {
     database: &'static str,
+    /// Present with `BRISK_REDIS_URL`; `down` does not fail readiness (the
+    /// node serves from its own cache and the database meanwhile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
 }
 
 /// 200 while the process runs.
@@ -54,12 +58,20 @@ async fn live() -> Json<Health> {
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.db.ping(Duration::from_secs(2)).await {
+    let (database, redis) = tokio::join!(
+        state.db.ping(Duration::from_secs(2)),
+        state.cache.redis_up()
+    );
+    let redis = redis.map(|up| if up { "ok" } else { "down" });
+    match database {
         Ok(()) => (
             StatusCode::OK,
             Json(Health {
                 status: "ok",
-                checks: Some(Checks { database: "ok" }),
+                checks: Some(Checks {
+                    database: "ok",
+                    redis,
+                }),
             }),
         ),
         Err(why) => {
@@ -68,7 +80,10 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(Health {
                     status: "unavailable",
-                    checks: Some(Checks { database: "down" }),
+                    checks: Some(Checks {
+                        database: "down",
+                        redis,
+                    }),
                 }),
             )
         }

@@ -161,8 +161,8 @@ async fn login(
     let req = body.parse()?;
     let email = normalize_email(&req.email);
     // Both limits count every attempt, successful or not.
-    let by_ip = state.limits.login_by_ip.check(&peer.ip().to_string());
-    let by_email = state.limits.login_by_email.check(&email);
+    let by_ip = state.limits.login_by_ip.check(&peer.ip().to_string()).await;
+    let by_email = state.limits.login_by_email.check(&email).await;
     if let Err(wait) = by_ip.and(by_email) {
         return Err(ApiError::rate_limited(wait));
     }

@@ -1,0 +1,260 @@
+//! The read cache: ready-to-send response bytes, kept in process (L1, moka)
+//! and, with `BRISK_REDIS_URL`, in Redis (L2) shared by every node.
+//!
+//! Invariants:
+//! - **Invalidated by events, never served stale by time.** Every entry is
+//!   filed under tags (`t:{tenant}:catalog`, `t:{tenant}:product:{id}`, …;
+//!   see [`tags`]). A write invalidates its tags once it committed. L1 keys
+//!   carry the current version of each of their tags, so an invalidation
+//!   makes every older entry unreachable at once — including one whose
+//!   computation was still running when the write committed (it lands under
+//!   the old versions, where no reader looks).
+//! - **Every node hears every invalidation within a second**: the writing
+//!   node applies it locally before it answers, then fans it out through
+//!   Redis pub/sub (when configured) and PostgreSQL `NOTIFY brisk_cache`
+//!   (always, on PostgreSQL); the outbox dispatcher repeats the invalidation
+//!   for every event it hands over, so a node that died between its commit
+//!   and its fan-out still has its write heard. A node that loses either
+//!   subscription drops its whole L1 when it reconnects: it may have missed
+//!   something while away.
+//! - **L2 is checked, not trusted**: a Redis entry records the Redis clock
+//!   read before its computation started; the read script refuses it when
+//!   any of its tags was invalidated after that. Redis being down only
+//!   costs speed: reads fall back to L1 and the database, readiness says
+//!   `redis: down` without failing, and the client reconnects by itself.
+//! - **Single flight**: concurrent misses on one key run one computation;
+//!   the others wait for its bytes (or its error, which is not cached).
+//! - **Bounded**: L1 weighs entries by their bytes (`BRISK_CACHE_MB`), and
+//!   every entry also leaves after [`L1_TTL`] as a memory backstop (not a
+//!   freshness rule: invalidation already removed anything stale).
+
+mod encoding;
+mod fanout;
+mod redis;
+pub mod tags;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dashmap::DashMap;
+
+pub use self::encoding::Cached;
+pub use self::fanout::{Fanout, listen_postgres, listen_redis};
+pub use self::redis::RedisLink;
+
+/// Longest an L1 entry lives (a memory backstop, not a freshness rule).
+pub const L1_TTL: Duration = Duration::from_secs(600);
+/// Tag versions older than this are forgotten: every entry that could have
+/// been filed under an older version has left L1 by then.
+const TAG_MEMORY: Duration = Duration::from_secs(900);
+
+/// The cache one node uses. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Keys are `{key}|{tag versions}`; see [`Cache::versioned_key`].
+    l1: moka::future::Cache<String, Arc<Cached>>,
+    /// Tag → (version, when it was invalidated). A tag that is absent has
+    /// version 0: it was not invalidated within [`TAG_MEMORY`].
+    versions: DashMap<String, (u64, Instant)>,
+    /// Source of versions: increasing, so a re-invalidated tag never reuses
+    /// a version some older entry was filed under.
+    clock: AtomicU64,
+    l2: Option<RedisLink>,
+    fanout: Fanout,
+}
+
+/// How big L1 may grow and where to fan invalidations out.
+#[derive(Clone, Debug)]
+pub struct CacheOptions {
+    pub l1_bytes: u64,
+}
+
+impl Cache {
+    pub fn new(options: CacheOptions, l2: Option<RedisLink>, fanout: Fanout) -> Cache {
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(options.l1_bytes)
+            .weigher(|key: &String, value: &Arc<Cached>| {
+                let bytes = key.len() as u64 + value.weight();
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .time_to_live(L1_TTL)
+            .eviction_listener(|_key, _value, cause| {
+                if cause.was_evicted() {
+                    metrics::counter!("brisk_cache_evictions_total").increment(1);
+                }
+            })
+            .build();
+        Cache {
+            inner: Arc::new(Inner {
+                l1,
+                versions: DashMap::new(),
+                clock: AtomicU64::new(0),
+                l2,
+                fanout,
+            }),
+        }
+    }
+
+    /// An L1-only cache with no fan-out (unit tests, tools).
+    pub fn local(l1_bytes: u64) -> Cache {
+        Cache::new(CacheOptions { l1_bytes }, None, Fanout::none())
+    }
+
+    /// The cached bytes under `key`, or those `compute` produces, filed
+    /// under `tags`. Concurrent callers with the same key and tag versions
+    /// share one computation. An error is handed to every waiter and not
+    /// kept.
+    pub async fn get_or_compute<F, Fut, E>(
+        &self,
+        key: &str,
+        tags: &[String],
+        compute: F,
+    ) -> Result<Arc<Cached>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+        E: Clone + Send + Sync + 'static,
+    {
+        let versioned = self.versioned_key(key, tags);
+        let mut hit = true;
+        let result = self
+            .inner
+            .l1
+            .try_get_with(versioned, async {
+                hit = false;
+                self.fill(key, tags, compute).await.map(Arc::new)
+            })
+            .await;
+        if hit {
+            metrics::counter!("brisk_cache_hits_total", "layer" => "l1").increment(1);
+        }
+        result.map_err(|shared| (*shared).clone())
+    }
+
+    /// An L1 miss: L2 if it has a current entry, else the computation
+    /// (whose bytes then go to L2 too).
+    async fn fill<F, Fut, E>(&self, key: &str, tags: &[String], compute: F) -> Result<Cached, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let mut l2_clock = None;
+        if let Some(l2) = &self.inner.l2 {
+            match l2.get(key).await {
+                Some(redis::Lookup::Hit(bytes)) => {
+                    metrics::counter!("brisk_cache_hits_total", "layer" => "l2").increment(1);
+                    return Ok(Cached::new(bytes));
+                }
+                Some(redis::Lookup::Miss { clock }) => l2_clock = Some(clock),
+                None => {}
+            }
+        }
+        metrics::counter!("brisk_cache_misses_total").increment(1);
+        let started = Instant::now();
+        let bytes = compute().await?;
+        metrics::histogram!("brisk_cache_compute_seconds").record(started.elapsed().as_secs_f64());
+        if let (Some(l2), Some(clock)) = (&self.inner.l2, l2_clock) {
+            l2.put(key, tags, clock, bytes.clone());
+        }
+        Ok(Cached::new(bytes))
+    }
+
+    /// `key` plus the current version of each tag: an entry filed under
+    /// older versions is never found again.
+    fn versioned_key(&self, key: &str, tags: &[String]) -> String {
+        let mut versioned = String::with_capacity(key.len() + 4 * tags.len() + 1);
+        versioned.push_str(key);
+        versioned.push('|');
+        for tag in tags {
+            let version = self.inner.versions.get(tag).map_or(0, |v| v.0);
+            versioned.push_str(&version.to_string());
+            versioned.push(',');
+        }
+        versioned
+    }
+
+    /// Invalidates `tags` here at once, then on every other node (and in
+    /// L2) through the fan-out. Call it after the write committed.
+    pub fn invalidate(&self, tags: &[String]) {
+        if tags.is_empty() {
+            return;
+        }
+        self.invalidate_here(tags);
+        if let Some(l2) = &self.inner.l2 {
+            l2.invalidate(tags);
+        }
+        self.inner.fanout.send(tags);
+    }
+
+    /// Invalidates `tags` in this node's L1 only (what a fan-out message
+    /// from another node does).
+    pub fn invalidate_here(&self, tags: &[String]) {
+        let now = Instant::now();
+        for tag in tags {
+            let version = self.inner.clock.fetch_add(1, Ordering::Relaxed) + 1;
+            self.inner.versions.insert(tag.clone(), (version, now));
+        }
+        metrics::counter!("brisk_cache_invalidations_total").increment(tags.len() as u64);
+    }
+
+    /// Drops every L1 entry: after this node may have missed invalidations.
+    pub fn clear_here(&self) {
+        // A new version for every known tag is not enough (a tag first
+        // invalidated while we were away is unknown here), so drop all.
+        self.inner.l1.invalidate_all();
+        metrics::counter!("brisk_cache_clears_total").increment(1);
+    }
+
+    /// Forgets tag versions nobody can still be filed under; run every
+    /// minute or so.
+    pub async fn housekeeping(&self) {
+        let now = Instant::now();
+        self.inner
+            .versions
+            .retain(|_, (_, at)| now.duration_since(*at) < TAG_MEMORY);
+        self.inner.l1.run_pending_tasks().await;
+    }
+
+    /// Whether L2 answers (for readiness): `None` without Redis.
+    pub async fn redis_up(&self) -> Option<bool> {
+        match &self.inner.l2 {
+            Some(l2) => Some(l2.ping().await),
+            None => None,
+        }
+    }
+
+    /// How this node tells the others.
+    pub fn fanout(&self) -> &Fanout {
+        &self.inner.fanout
+    }
+
+    /// The Redis link, for what shares it (rate limits, fan-out).
+    pub fn redis(&self) -> Option<&RedisLink> {
+        self.inner.l2.as_ref()
+    }
+
+    /// L1's weight in bytes and entry count (for tests and metrics).
+    pub fn l1_size(&self) -> (u64, u64) {
+        (self.inner.l1.weighted_size(), self.inner.l1.entry_count())
+    }
+}
+
+/// Serves cached bytes as a JSON response: `304` when `If-None-Match`
+/// names its ETag (no database work at all), else the body in the best
+/// encoding the client accepts, compressed once and kept.
+pub fn respond(cached: &Cached, request: &HeaderMap) -> Response {
+    cached.respond(request)
+}
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;
