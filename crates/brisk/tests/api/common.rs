@@ -59,6 +59,10 @@ pub async fn test_config() -> (Config, Option<PathBuf>) {
     config.jwt_secret = Some("test-secret-for-brisk".to_owned());
     config.login_rate_limit_per_minute = 0;
     config.rate_limit_per_minute = 0;
+    // Tests share 127.0.0.1; the ones about this limit set it.
+    config.public_rate_limit_per_minute = 0;
+    // Redis only where a test asks for it (see `RedisServer`).
+    config.redis_url = None;
     config.statement_count_header = true;
     config.database_pool_size = 8;
     // Race tests queue hundreds of writers behind SQLite's one writer while
@@ -361,5 +365,75 @@ impl TestServer {
             answers.push(h.await.expect("request task"));
         }
         answers
+    }
+}
+
+/// A private Redis on a free loopback port, for tests that stop and restart
+/// it or must not share keys with other tests. Needs `redis-server` on the
+/// PATH (`scripts/test` installs it). Stopped when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("brisk_redis_{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on the same port, empty, and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (is it installed?)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Kills it (as a crash would), and waits until the port is closed.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
