@@ -48,6 +48,7 @@ async fn an_invalidated_tag_makes_its_entries_unreachable_and_others_stay() {
         .await
         .unwrap();
     assert_eq!(a.body().as_ref(), b"1");
+    assert_eq!(b.body().as_ref(), b"1");
     cache.invalidate(&tags(&["x"]));
     let a = cache
         .get_or_compute("a", &tags(&["x"]), value("2"))
