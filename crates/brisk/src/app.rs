@@ -376,6 +376,11 @@ fn spawn_cache_fanout(state: &AppState, background: &mut Background) {
         background.spawn("cache subscriber", move |stop| {
             cache::listen_redis(subscribing, stop)
         });
+        let healing = the_cache.clone();
+        background.every("cache healing", Duration::from_millis(100), move || {
+            let healing = healing.clone();
+            async move { healing.heal().await }
+        });
     }
     background.every("cache housekeeping", Duration::from_secs(60), move || {
         let the_cache = the_cache.clone();

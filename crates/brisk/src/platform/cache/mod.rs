@@ -222,6 +222,24 @@ impl Cache {
         });
     }
 
+    /// Once Redis is back after this node lost invalidations: raises the
+    /// L2 floor and sends the lost ones again, to every node (or tells
+    /// every node to drop its L1 when there were too many to name). Run it
+    /// often; it does nothing while nothing was lost.
+    pub async fn heal(&self) {
+        let Some(l2) = &self.inner.l2 else { return };
+        if !l2.needs_healing() {
+            return;
+        }
+        let Some(lost) = l2.heal().await else { return };
+        if lost.everything {
+            self.clear_here();
+            self.invalidate(&[fanout::CLEAR_ALL.to_owned()]);
+        } else if !lost.tags.is_empty() {
+            self.invalidate(&lost.tags.into_iter().collect::<Vec<_>>());
+        }
+    }
+
     /// Waits (at most `limit`) until every invalidation of this node has
     /// reached Redis: a graceful stop calls it so none is lost.
     pub async fn settle(&self, limit: Duration) {
