@@ -240,13 +240,13 @@ impl RedisLink {
     }
 
     fn remember_lost(&self, tags: &[String]) {
-        if let Ok(mut lost) = self.inner.lost.lock() {
-            if !lost.everything {
-                lost.tags.extend(tags.iter().cloned());
-                if lost.tags.len() > LOST_TAGS {
-                    lost.tags.clear();
-                    lost.everything = true;
-                }
+        if let Ok(mut lost) = self.inner.lost.lock()
+            && !lost.everything
+        {
+            lost.tags.extend(tags.iter().cloned());
+            if lost.tags.len() > LOST_TAGS {
+                lost.tags.clear();
+                lost.everything = true;
             }
         }
         self.inner.lost_invalidation.store(true, Ordering::Release);
