@@ -268,6 +268,9 @@ impl RunningServer {
                 Ok(())
             }
         };
+        // Invalidations still on their way to Redis go out before the
+        // notifier (a background task) sends what is queued and stops.
+        self.state.cache.settle(Duration::from_secs(2)).await;
         self.background.stop().await;
         self.state.db.close().await;
         result

@@ -6,6 +6,7 @@ use super::categories::category_exists;
 use super::error::CatalogError;
 use super::model::*;
 use super::variants::{insert_variants, new_variant, variants_of_products};
+use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, Db, SqlBuilder, Tx, commit, sql, sql_owned};
 use crate::platform::http::list::{Cursor, Page};
@@ -112,6 +113,9 @@ pub async fn create_product(
     )
     .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id.as_str()]));
     let mut product = Product {
         id,
         name: new.name.trim().to_owned(),
@@ -224,7 +228,7 @@ pub async fn list_products(
         statement = statement.planned_per_run();
     }
     let rows = statement
-        .fetch_all_as::<_, ProductRow>(state.db.reader())
+        .fetch_all_as::<_, ProductRow>(state.db.current_reader())
         .await?;
     let (rows, next) = page.finish(rows, |p| Cursor {
         created_at: p.created_at,
@@ -233,7 +237,8 @@ pub async fn list_products(
     let mut products: Vec<Product> = rows.into_iter().map(ProductRow::into_product).collect();
     if with_variants && !products.is_empty() {
         let ids: Vec<&str> = products.iter().map(|p| p.id.as_str()).collect();
-        let mut by_product = variants_of_products(state.db.reader(), tenant_id, &ids).await?;
+        let mut by_product =
+            variants_of_products(state.db.current_reader(), tenant_id, &ids).await?;
         for p in &mut products {
             p.variants = Some(by_product.remove(&p.id).unwrap_or_default());
         }
@@ -266,7 +271,7 @@ pub async fn product_detail(
     tenant_id: &TenantId,
     id: &str,
 ) -> Result<Product, CatalogError> {
-    product_detail_on(state.db.reader(), tenant_id, id).await
+    product_detail_on(state.db.current_reader(), tenant_id, id).await
 }
 
 /// [`product_detail`] from a chosen pool (the primary, right after a write).
@@ -419,6 +424,9 @@ pub async fn patch_product(
         insert_images(&mut tx, tenant_id, id, images).await?;
     }
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id]));
     product_detail_on(state.db.writer(), tenant_id, id).await
 }
 
@@ -446,6 +454,9 @@ pub async fn delete_product(
         .execute(&mut *tx)
         .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id]));
     Ok(())
 }
 

@@ -246,21 +246,17 @@ impl RedisLink {
     }
 
     /// Stamps `tags` as invalidated in L2 and publishes them to every
-    /// node, in the background; a failure is remembered (see the module).
-    pub fn invalidate(&self, tags: &[String]) {
-        let link = self.clone();
-        let tags = tags.to_vec();
-        tokio::spawn(async move {
-            let message = format!("{}\n{}", link.inner.node, tags.join("\n"));
-            let mut invocation = link.inner.invalidate.key("brisk:clock");
-            invocation.key(CHANNEL).arg(message).arg(TAG_TTL_SECS);
-            for tag in &tags {
-                invocation.arg(tag);
-            }
-            if link.run(invocation).await.is_none() {
-                link.inner.lost_invalidation.store(true, Ordering::Release);
-            }
-        });
+    /// node; a failure is remembered (see the module).
+    pub async fn invalidate(&self, tags: &[String]) {
+        let message = format!("{}\n{}", self.inner.node, tags.join("\n"));
+        let mut invocation = self.inner.invalidate.key("brisk:clock");
+        invocation.key(CHANNEL).arg(message).arg(TAG_TTL_SECS);
+        for tag in tags {
+            invocation.arg(tag);
+        }
+        if self.run(invocation).await.is_none() {
+            self.inner.lost_invalidation.store(true, Ordering::Release);
+        }
     }
 
     /// GCRA check of one unit against `per_minute` for `key`: `Some(Ok)`
