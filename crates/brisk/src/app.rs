@@ -29,8 +29,8 @@ use crate::platform::http::pipeline::{self, PipelineOptions};
 use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::jobs::{self, JobRunner, RunnerSettings};
 use crate::platform::ratelimit::{LimitSettings, Limits};
-use crate::platform::tally::Tally;
 pub use crate::platform::state::AppState;
+use crate::platform::tally::Tally;
 
 #[derive(OpenApi)]
 #[openapi(

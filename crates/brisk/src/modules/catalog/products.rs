@@ -328,9 +328,9 @@ pub async fn product_exists(
 }
 
 /// The public view of a live, active product, or `None` when it is
-/// missing, deleted or inactive: two statements. Read on the primary: the
-/// caller caches it until the product's next write, so a lagging replica
-/// must not fill that entry.
+/// missing, deleted or inactive: two statements. The caller caches it
+/// until the product's next write, so it reads where every commit is seen
+/// (`current_reader`), never a lagging replica.
 pub async fn public_product(
     db: &Db,
     tenant_id: &TenantId,
@@ -344,7 +344,7 @@ pub async fn public_product(
     )
     .bind(tenant_id)
     .bind(id)
-    .fetch_optional(db.writer())
+    .fetch_optional(db.current_reader())
     .await?
     else {
         return Ok(None);
@@ -352,7 +352,7 @@ pub async fn public_product(
     let images = sql("SELECT id, url, alt FROM product_images WHERE tenant_id = $1 AND product_id = $2 ORDER BY position")
         .bind(tenant_id)
         .bind(id)
-        .fetch_all(db.writer())
+        .fetch_all(db.current_reader())
         .await?
         .iter()
         .map(|r| {

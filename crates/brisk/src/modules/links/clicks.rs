@@ -65,5 +65,8 @@ pub async fn flush_until_stopped(
         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
     }
     let lost: u64 = tally.take().values().sum();
-    tracing::error!(clicks = lost, "share-link clicks could not be written before stopping");
+    tracing::error!(
+        clicks = lost,
+        "share-link clicks could not be written before stopping"
+    );
 }

@@ -60,11 +60,10 @@ async fn body_of(state: &AppState, code: &str, link: &LinkState) -> Result<Arc<C
             let Some(product) = shown else {
                 return Ok(Bytes::new());
             };
-            let body = serde_json::to_vec(&SharedProduct { product })
-                .map_err(|e| {
-                    tracing::error!(error = %e, "a shared product does not serialize");
-                    ApiError::internal()
-                })?;
+            let body = serde_json::to_vec(&SharedProduct { product }).map_err(|e| {
+                tracing::error!(error = %e, "a shared product does not serialize");
+                ApiError::internal()
+            })?;
             Ok::<Bytes, ApiError>(Bytes::from(body))
         })
         .await
@@ -89,9 +88,7 @@ pub async fn open(state: &AppState, code: &str, request: &HeaderMap) -> Result<R
     }
     let response = cache::respond(&body, request);
     if response.status() == StatusCode::OK {
-        state
-            .share_link_clicks
-            .add((link.tenant_id, link.id), 1);
+        state.share_link_clicks.add((link.tenant_id, link.id), 1);
     }
     Ok(response)
 }

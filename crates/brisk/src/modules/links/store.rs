@@ -114,7 +114,9 @@ fn new_code() -> String {
 /// Whether `code` could be one this server issued (cheap to refuse
 /// anything else without touching the database or the cache).
 pub fn plausible_code(code: &str) -> bool {
-    !code.is_empty() && code.len() <= MAX_CODE_LEN && code.bytes().all(|b| b.is_ascii_alphanumeric())
+    !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Inserts a link with a fresh code; the product was checked by the
@@ -124,11 +126,9 @@ pub async fn create(db: &Db, tenant_id: &TenantId, new: NewLink) -> Result<Share
     let id = clock::new_id();
     for _ in 0..3 {
         let code = new_code();
-        let inserted = sql(
-            "INSERT INTO share_links \
+        let inserted = sql("INSERT INTO share_links \
              (tenant_id, id, code, product_id, active, expires_at, clicks, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 1, $5, 0, $6, $7)",
-        )
+             VALUES ($1, $2, $3, $4, 1, $5, 0, $6, $7)")
         .bind(tenant_id)
         .bind(id.as_str())
         .bind(code.as_str())
@@ -159,20 +159,23 @@ pub async fn create(db: &Db, tenant_id: &TenantId, new: NewLink) -> Result<Share
     Err(LinkError::NoFreeCode)
 }
 
-/// One link of the tenant. On the primary: `clicks` is written there, and
-/// a link just created or changed must read back as it is.
+/// One link of the tenant, read where every commit is seen (a replica
+/// could lag behind `clicks` or a change just made).
 pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> Result<ShareLink, LinkError> {
-    Ok(sql("SELECT id, code, product_id, active, expires_at, clicks, created_at, updated_at \
-            FROM share_links WHERE tenant_id = $1 AND id = $2")
+    Ok(sql(
+        "SELECT id, code, product_id, active, expires_at, clicks, created_at, updated_at \
+            FROM share_links WHERE tenant_id = $1 AND id = $2",
+    )
     .bind(tenant_id)
     .bind(id)
-    .fetch_optional_as::<_, LinkRow>(db.writer())
+    .fetch_optional_as::<_, LinkRow>(db.current_reader())
     .await?
     .ok_or(LinkError::LinkNotFound)?
     .into_link())
 }
 
-/// Whether the tenant has a link with this id (decides 404 over 422).
+/// Whether the tenant has a link with this id (decides 404 over 422), on
+/// the primary.
 pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> Result<bool, LinkError> {
     Ok(
         sql("SELECT 1 FROM share_links WHERE tenant_id = $1 AND id = $2")
@@ -192,7 +195,9 @@ pub async fn list(
     product_id: Option<&str>,
     page: &Page,
 ) -> Result<(Vec<ShareLink>, Option<String>), LinkError> {
-    let mut q = SqlBuilder::new(&format!("SELECT {COLUMNS} FROM share_links WHERE tenant_id = "));
+    let mut q = SqlBuilder::new(&format!(
+        "SELECT {COLUMNS} FROM share_links WHERE tenant_id = "
+    ));
     q.bind(tenant_id);
     if let Some(product_id) = product_id {
         q.push(" AND product_id = ").bind(product_id);
@@ -202,7 +207,7 @@ pub async fn list(
         .bind(page.fetch_limit());
     let rows = q
         .build()
-        .fetch_all_as::<_, LinkRow>(db.writer())
+        .fetch_all_as::<_, LinkRow>(db.current_reader())
         .await?;
     let links: Vec<ShareLink> = rows.into_iter().map(LinkRow::into_link).collect();
     Ok(page.finish(links, |l| Cursor {
@@ -241,15 +246,17 @@ pub async fn update(
 }
 
 /// The state of the link with this code, across tenants (the public route
-/// knows only the code). On the primary: the answer is cached until the
-/// link's next change.
+/// knows only the code). Read where every commit is seen: the answer is
+/// cached until the link's next change.
 pub async fn state_by_code(db: &Db, code: &str) -> Result<Option<LinkState>, LinkError> {
-    Ok(sql(
-        "SELECT tenant_id, id, product_id, active, expires_at FROM share_links WHERE code = $1",
+    Ok(
+        sql(
+            "SELECT tenant_id, id, product_id, active, expires_at FROM share_links WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional_as::<_, LinkState>(db.current_reader())
+        .await?,
     )
-    .bind(code)
-    .fetch_optional_as::<_, LinkState>(db.writer())
-    .await?)
 }
 
 /// Links per increment statement: 3 binds each stays far below either
@@ -268,9 +275,8 @@ pub async fn add_clicks(
     let mut failed = Vec::new();
     let mut chunks = clicks.chunks(CLICK_ROWS_PER_STATEMENT);
     for chunk in chunks.by_ref() {
-        let mut q = SqlBuilder::new(
-            "UPDATE share_links SET clicks = share_links.clicks + v.n FROM (",
-        );
+        let mut q =
+            SqlBuilder::new("UPDATE share_links SET clicks = share_links.clicks + v.n FROM (");
         for (i, ((tenant_id, id), n)) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(" UNION ALL ");
