@@ -70,3 +70,7 @@ pub async fn flush_until_stopped(
         "share-link clicks could not be written before stopping"
     );
 }
+
+#[cfg(test)]
+#[path = "clicks_tests.rs"]
+mod tests;
