@@ -32,7 +32,12 @@ use crate::platform::state::AppState;
 /// Everything that follows committed events, in the order it is handed
 /// each batch.
 pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
-    let mut consumers: Vec<Arc<dyn Consumer>> = vec![webhooks::consumer()];
+    let mut consumers: Vec<Arc<dyn Consumer>> = vec![
+        webhooks::consumer(),
+        Arc::new(orders::StaleReads {
+            cache: state.cache.clone(),
+        }),
+    ];
     consumers.extend(notifications::consumers(state));
     consumers
 }

@@ -6,6 +6,7 @@
 mod architecture;
 mod auth;
 mod bench_dispatch;
+mod cache;
 mod catalog;
 mod common;
 mod customers;

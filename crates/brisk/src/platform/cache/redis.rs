@@ -268,7 +268,7 @@ impl RedisLink {
         invocation.arg(interval_ms.max(1)).arg(per_minute);
         match self.run(invocation).await? {
             Value::Int(0) => Some(Ok(())),
-            Value::Int(wait_ms) => Some(Err((u64::try_from(wait_ms).unwrap_or(0) + 999) / 1000)),
+            Value::Int(wait_ms) => Some(Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000))),
             _ => None,
         }
     }
