@@ -30,6 +30,7 @@ use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::jobs::{self, JobRunner, RunnerSettings};
 use crate::platform::ratelimit::{LimitSettings, Limits};
 pub use crate::platform::state::AppState;
+use crate::platform::tally::Tally;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -93,6 +94,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         config: Arc::new(config),
         currencies: moka::sync::Cache::new(100_000),
         jobs_wake: Arc::new(Notify::new()),
+        share_link_clicks: Tally::new(),
     })
 }
 
@@ -128,6 +130,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::wallet::router())
         .merge(modules::admin::router())
         .merge(modules::webhooks::router())
+        .merge(modules::links::router())
         .split_for_parts()
 }
 
@@ -411,7 +414,8 @@ async fn prune(db: &Db) {
 
 /// The housekeeping of one node: rate-limit maps every minute, expired
 /// idempotency keys, dispatched events and done jobs hourly (and once at
-/// start).
+/// start); and the share-link click flusher, whose last flush on stop
+/// comes before the pools close.
 fn spawn_background(state: &AppState) -> Background {
     let mut background = Background::new();
     spawn_workers(state, &mut background, state.config.workers);
@@ -425,6 +429,10 @@ fn spawn_background(state: &AppState) -> Background {
         },
     );
     spawn_cache_fanout(state, &mut background);
+    let (db, clicks) = (state.db.clone(), state.share_link_clicks.clone());
+    background.spawn("share-link click flusher", move |stop| {
+        modules::links::flush_until_stopped(db, clicks, stop)
+    });
     let limits = state.limits.clone();
     background.every(
         "rate-limit housekeeping",

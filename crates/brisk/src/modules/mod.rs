@@ -4,14 +4,15 @@
 //!
 //! Calls between modules never form a cycle: catalog → inventory; pricing
 //! → catalog, crm, tenancy; inventory, crm and tenancy call no module;
-//! orders, quotes and wallet build on these, which never call them. A type
-//! or constant lives in the module whose rule it is (`MAX_STOCK` in
-//! inventory, `Tier` in catalog).
+//! orders, quotes and wallet build on these, which never call them;
+//! links calls catalog. A type or constant lives in the module whose rule
+//! it is (`MAX_STOCK` in inventory, `Tier` in catalog).
 
 pub mod admin;
 pub mod catalog;
 pub mod crm;
 pub mod inventory;
+pub mod links;
 pub mod notifications;
 pub mod ops;
 pub mod orders;

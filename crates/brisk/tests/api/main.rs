@@ -24,6 +24,7 @@ mod pricing;
 mod process;
 mod query_plans;
 mod quotations;
+mod share_links;
 mod wallets;
 mod webhooks;
 mod workers;

@@ -8,7 +8,7 @@ use super::model::*;
 use super::variants::{insert_variants, new_variant, variants_of_products};
 use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
-use crate::platform::db::{Backend, SqlBuilder, Tx, commit, sql, sql_owned};
+use crate::platform::db::{Backend, Db, SqlBuilder, Tx, commit, sql, sql_owned};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
 use crate::platform::state::AppState;
@@ -325,6 +325,52 @@ pub async fn product_exists(
             .await?
             .is_some(),
     )
+}
+
+/// The public view of a live, active product, or `None` when it is
+/// missing, deleted or inactive: two statements. The caller caches it
+/// until the product's next write, so it reads where every commit is seen
+/// (`current_reader`), never a lagging replica.
+pub async fn public_product(
+    db: &Db,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<Option<PublicProduct>, CatalogError> {
+    let Some(row) = sql(
+        "SELECT p.id, p.name, p.description, \
+         (SELECT MIN(v.price) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS price_min, \
+         (SELECT MAX(v.price) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS price_max \
+         FROM products p WHERE p.tenant_id = $1 AND p.id = $2 AND p.deleted_at IS NULL AND p.active = 1",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(db.current_reader())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let images = sql("SELECT id, url, alt FROM product_images WHERE tenant_id = $1 AND product_id = $2 ORDER BY position")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_all(db.current_reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Image {
+                id: sqlx::Row::try_get(r, "id")?,
+                url: sqlx::Row::try_get(r, "url")?,
+                alt: sqlx::Row::try_get(r, "alt")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(PublicProduct {
+        id: sqlx::Row::try_get(&row, "id")?,
+        name: sqlx::Row::try_get(&row, "name")?,
+        description: sqlx::Row::try_get(&row, "description")?,
+        price_min: sqlx::Row::try_get::<Option<i64>, _>(&row, "price_min")?.unwrap_or(0),
+        price_max: sqlx::Row::try_get::<Option<i64>, _>(&row, "price_max")?.unwrap_or(0),
+        images,
+    }))
 }
 
 /// Not found if the product is missing; else validates and applies the
