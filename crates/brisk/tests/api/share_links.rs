@@ -283,6 +283,14 @@ async fn the_public_page_shows_the_product_and_counts_its_clicks_within_two_seco
         .await
         .unwrap();
     assert_eq!(not_modified.status().as_u16(), 304);
+    // Neither is a HEAD: it only looks.
+    let head = s
+        .client
+        .head(format!("{}{url}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
     assert_eq!(s.get_anon(url).await.status, 200);
     wait_for_clicks(&s, &o, id, 6).await;
 }

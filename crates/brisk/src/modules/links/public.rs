@@ -70,8 +70,13 @@ async fn body_of(state: &AppState, code: &str, link: &LinkState) -> Result<Arc<C
 }
 
 /// The answer to `GET /s/{code}` (after the rate limit), and whether it is
-/// a click: only a 200 counts.
-pub async fn open(state: &AppState, code: &str, request: &HeaderMap) -> Result<Response, ApiError> {
+/// a click: only a 200 to a GET counts (a HEAD only looks).
+pub async fn open(
+    state: &AppState,
+    code: &str,
+    request: &HeaderMap,
+    is_click: bool,
+) -> Result<Response, ApiError> {
     if !store::plausible_code(code) {
         return Err(LinkError::LinkNotFound.into());
     }
@@ -87,7 +92,7 @@ pub async fn open(state: &AppState, code: &str, request: &HeaderMap) -> Result<R
         return Err(LinkError::NothingToShow.into());
     }
     let response = cache::respond(&body, request);
-    if response.status() == StatusCode::OK {
+    if is_click && response.status() == StatusCode::OK {
         state.share_link_clicks.add((link.tenant_id, link.id), 1);
     }
     Ok(response)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -241,6 +241,7 @@ async fn update_share_link(
 async fn open_share_link(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -251,5 +252,5 @@ async fn open_share_link(
         .check(&peer.ip().to_string())
         .await
         .map_err(ApiError::rate_limited)?;
-    public::open(&state, &code, &headers).await
+    public::open(&state, &code, &headers, method == Method::GET).await
 }
