@@ -120,6 +120,10 @@ pub struct LoadArgs {
     /// Per-request timeout (default: the file's, else 10s).
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Pause after each task (closed model), e.g. 0ms or 100ms..500ms;
+    /// replaces the file's think times after tasks.
+    #[arg(long)]
+    pub think: Option<String>,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -277,7 +281,13 @@ async fn get_json(
 }
 
 async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
-    let scenario = Scenario::load(&args.scenario).map_err(Failure::Usage)?;
+    let mut scenario = Scenario::load(&args.scenario).map_err(Failure::Usage)?;
+    if let Some(t) = &args.think {
+        scenario.think = plan::Think::parse(t).map_err(Failure::Usage)?;
+        for task in &mut scenario.tasks {
+            task.think = None;
+        }
+    }
     let resolved = resolve(args, &scenario).map_err(Failure::Usage)?;
     let mut thresholds = scenario.thresholds.clone();
     for t in &args.thresholds {

@@ -1,4 +1,4 @@
-//! The `brisk` command: `serve`, `worker` and `migrate`.
+//! The `brisk` command: `serve`, `worker`, `migrate` and `load`.
 
 use std::process::ExitCode;
 
@@ -39,6 +39,10 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Run a load scenario against a server and write report.json and
+    /// report.html. Exit 0 when every threshold holds, 1 when one breaks,
+    /// 2 on a usage or connection error.
+    Load(Box<brisk_load::LoadArgs>),
 }
 
 fn init_logging(filter: &str) {
@@ -86,6 +90,11 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Load(args) => {
+            // An https target needs the one rustls provider the binary uses.
+            app::install_tls_provider();
+            ExitCode::from(brisk_load::run_cli(*args).await)
+        }
         Command::Serve { config, demo } => {
             let stop = shutdown_signal();
             init_logging(&config.log);
