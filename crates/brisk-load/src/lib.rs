@@ -308,7 +308,10 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
             "rss_growth needs --server-pid PID (the server process to sample)".into(),
         ));
     }
-    let tolerance = report::parse_tolerance(&args.baseline_tolerance).map_err(Failure::Usage)?;
+    let tolerance = match args.baseline_tolerance.trim() {
+        "" => 10.0,
+        t => report::parse_tolerance(t).map_err(Failure::Usage)?,
+    };
     let baseline = match &args.baseline {
         Some(p) => {
             let text = std::fs::read_to_string(p)

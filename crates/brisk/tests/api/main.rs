@@ -16,6 +16,7 @@ mod http_pipeline;
 mod inventory;
 mod jobs;
 mod ledgers;
+mod load;
 mod mail;
 mod notifications;
 mod ops;
