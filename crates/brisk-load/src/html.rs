@@ -424,7 +424,10 @@ mod tests {
 
     #[test]
     fn escapes_and_scales() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(nice_max(0.0), 1.0);
         assert_eq!(nice_max(7.0), 10.0);
         assert_eq!(nice_max(1.5), 2.0);

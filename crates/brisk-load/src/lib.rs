@@ -225,7 +225,14 @@ fn resolve(args: &LoadArgs, s: &Scenario) -> Result<Resolved, String> {
         }
     } else {
         let level = constant_level
-            .or_else(|| (!file_stages.is_empty()).then(|| Plan { stages: file_stages.clone() }.max_level()))
+            .or_else(|| {
+                (!file_stages.is_empty()).then(|| {
+                    Plan {
+                        stages: file_stages.clone(),
+                    }
+                    .max_level()
+                })
+            })
             .unwrap_or(1.0);
         Plan::constant(level, duration)
     };
@@ -277,7 +284,10 @@ async fn get_json(
     let resp = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
@@ -331,7 +341,9 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
     }
     let base = args.url.trim_end_matches('/').to_owned();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(Failure::Usage(format!("--url {base}: give http://host:port")));
+        return Err(Failure::Usage(format!(
+            "--url {base}: give http://host:port"
+        )));
     }
     let max_conns = match resolved.model {
         Model::Open { max_in_flight } => max_in_flight,
@@ -597,7 +609,12 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
             &b,
             &requests,
             &totals,
-            &args.baseline.as_ref().expect("baseline path").display().to_string(),
+            &args
+                .baseline
+                .as_ref()
+                .expect("baseline path")
+                .display()
+                .to_string(),
             tolerance,
         )
     });
@@ -680,14 +697,24 @@ fn print_summary(r: &Report, out: &Path) {
     for row in r.requests.iter().chain(std::iter::once(&r.totals)) {
         println!(
             "{:<28} {:>8} {:>7} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            row.name, row.count, row.errors, row.rps, row.p50_ms, row.p95_ms, row.p99_ms, row.max_ms
+            row.name,
+            row.count,
+            row.errors,
+            row.rps,
+            row.p50_ms,
+            row.p95_ms,
+            row.p99_ms,
+            row.max_ms
         );
     }
     if r.totals.dropped > 0 {
         println!("dropped arrivals (in-flight cap): {}", r.totals.dropped);
     }
     for e in &r.errors {
-        println!("error: {} → {} {} × {}", e.request, e.status, e.code, e.count);
+        println!(
+            "error: {} → {} {} × {}",
+            e.request, e.status, e.code, e.count
+        );
     }
     for t in &r.thresholds {
         println!(
@@ -787,7 +814,8 @@ mod tests {
 
     #[test]
     fn reads_proc_stat() {
-        let line = "1234 (brisk (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        let line =
+            "1234 (brisk (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
         assert_eq!(parse_stat_ticks(line), Some(325));
         assert_eq!(parse_stat_ticks("garbage"), None);
         let me = std::process::id();

@@ -113,7 +113,11 @@ impl Stage {
 
     pub fn spec(&self) -> String {
         let secs = self.duration.as_secs_f64();
-        format!("{secs}s{}{}", if self.ramp { "->" } else { "@" }, self.target)
+        format!(
+            "{secs}s{}{}",
+            if self.ramp { "->" } else { "@" },
+            self.target
+        )
     }
 }
 

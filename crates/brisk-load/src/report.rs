@@ -297,7 +297,11 @@ mod tests {
     #[test]
     fn flags_a_p95_worse_than_the_tolerance() {
         let base = report(
-            vec![row("list", 100, 10.0), row("detail", 100, 10.0), row("gone", 5, 1.0)],
+            vec![
+                row("list", 100, 10.0),
+                row("detail", 100, 10.0),
+                row("gone", 5, 1.0),
+            ],
             row("all", 205, 10.0),
         );
         let now = vec![

@@ -238,7 +238,10 @@ async fn run_step(
         };
         let mut headers = Vec::new();
         for (k, v) in &step.headers {
-            headers.push((k.clone(), v.render(Escape::None, rng, variants, &mut lookup_var)?));
+            headers.push((
+                k.clone(),
+                v.render(Escape::None, rng, variants, &mut lookup_var)?,
+            ));
         }
         Ok((path, body, headers))
     })();
@@ -246,12 +249,17 @@ async fn run_step(
         Ok(r) => r,
         Err(e) => {
             let now = Instant::now();
-            ctx.recorder
-                .record(step.type_index, Duration::ZERO, now, Some((0, format!("template: {e}"))));
+            ctx.recorder.record(
+                step.type_index,
+                Duration::ZERO,
+                now,
+                Some((0, format!("template: {e}"))),
+            );
             return false;
         }
     };
-    let method = reqwest::Method::from_bytes(step.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let method =
+        reqwest::Method::from_bytes(step.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut req = ctx.client.request(method, format!("{}{path}", ctx.base));
     if step.auth
         && let Some(t) = &ctx.token

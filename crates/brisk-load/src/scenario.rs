@@ -222,7 +222,11 @@ impl Scenario {
                         "request `{name}`: the path starts with / (the URL comes from --url)"
                     ));
                 }
-                let method = rs.method.clone().unwrap_or_else(|| "GET".into()).to_uppercase();
+                let method = rs
+                    .method
+                    .clone()
+                    .unwrap_or_else(|| "GET".into())
+                    .to_uppercase();
                 if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
                     return Err(format!("request `{name}`: unknown method {method}"));
                 }
@@ -401,7 +405,9 @@ impl Template {
                     .ok_or_else(|| format!("`{{{ident}(` is not closed with )}} in `{s}`"))?;
                 let args = &t[..close];
                 let part = match (ident, range_args(args)) {
-                    ("items", Some((a, b))) if a >= 1 && b <= 500 => Part::Items(a as u32, b as u32),
+                    ("items", Some((a, b))) if a >= 1 && b <= 500 => {
+                        Part::Items(a as u32, b as u32)
+                    }
                     ("int", Some((a, b))) => Part::Int(a, b),
                     _ => {
                         return Err(format!(
@@ -546,7 +552,11 @@ pub fn pick(v: &Value, path: &str) -> Vec<String> {
         };
         let mut next = Vec::new();
         for v in current {
-            let inner = if key.is_empty() { Some(v) } else { lookup(v, key) };
+            let inner = if key.is_empty() {
+                Some(v)
+            } else {
+                lookup(v, key)
+            };
             match (inner, each) {
                 (Some(Value::Array(a)), true) => next.extend(a.iter()),
                 (Some(x), false) => next.push(x),
@@ -595,7 +605,10 @@ mod tests {
             "product-pages",
             "share-link-hits",
         ] {
-            assert!(seen.iter().any(|s| s == required), "scenarios/{required}.toml");
+            assert!(
+                seen.iter().any(|s| s == required),
+                "scenarios/{required}.toml"
+            );
         }
     }
 
@@ -656,7 +669,12 @@ mod tests {
         let specs: Vec<&str> = s.thresholds.iter().map(|t| t.spec.as_str()).collect();
         assert_eq!(
             specs,
-            ["p95<200ms", "error_rate<1%", "quote:p99<1s", "send quotation:p95<100ms"]
+            [
+                "p95<200ms",
+                "error_rate<1%",
+                "quote:p99<1s",
+                "send quotation:p95<100ms"
+            ]
         );
         assert_eq!(s.load.users, Some(4));
         assert!(s.needs_token());
@@ -670,7 +688,11 @@ mod tests {
         let typo = SMALL.replace("has = [\"items\"]", "hass = [\"items\"]");
         assert!(Scenario::parse(&typo).is_err());
         let bad_scope = SMALL.replace("\"p95<200ms\",", "\"checkout:p95<200ms\",");
-        assert!(Scenario::parse(&bad_scope).unwrap_err().contains("checkout"));
+        assert!(
+            Scenario::parse(&bad_scope)
+                .unwrap_err()
+                .contains("checkout")
+        );
         assert!(Scenario::parse("name = \"x\"").is_err());
     }
 
@@ -678,25 +700,33 @@ mod tests {
     fn templates_render() {
         let mut rng = StdRng::seed_from_u64(1);
         let variants: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
-        let t = Template::parse(r#"{"q": "{name}", "n": {int(5..5)}, "items": {items(3)}}"#)
-            .unwrap();
+        let t =
+            Template::parse(r#"{"q": "{name}", "n": {int(5..5)}, "items": {items(3)}}"#).unwrap();
         let mut lookup = |v: &str, _: &mut StdRng| (v == "name").then(|| "A \"B\"".to_owned());
-        let out = t.render(Escape::Json, &mut rng, &variants, &mut lookup).unwrap();
+        let out = t
+            .render(Escape::Json, &mut rng, &variants, &mut lookup)
+            .unwrap();
         let parsed: Value = serde_json::from_str(&out).expect(&out);
         assert_eq!(parsed["q"], "A \"B\"");
         assert_eq!(parsed["n"], 5);
         let items = parsed["items"].as_array().unwrap();
         assert_eq!(items.len(), 3);
-        let distinct: HashSet<&str> =
-            items.iter().map(|i| i["variant_id"].as_str().unwrap()).collect();
+        let distinct: HashSet<&str> = items
+            .iter()
+            .map(|i| i["variant_id"].as_str().unwrap())
+            .collect();
         assert_eq!(distinct.len(), 3, "lines name distinct variants");
         // Paths are percent-encoded; `{` that opens no placeholder stays.
         let p = Template::parse("/c?q={name}&x={").unwrap();
-        let out = p.render(Escape::Url, &mut rng, &variants, &mut lookup).unwrap();
+        let out = p
+            .render(Escape::Url, &mut rng, &variants, &mut lookup)
+            .unwrap();
         assert_eq!(out, "/c?q=A%20%22B%22&x={");
         // More lines than variants: as many as there are.
         let many = Template::parse("{items(50)}").unwrap();
-        let out = many.render(Escape::Json, &mut rng, &variants, &mut lookup).unwrap();
+        let out = many
+            .render(Escape::Json, &mut rng, &variants, &mut lookup)
+            .unwrap();
         assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 10);
         assert!(Template::parse("{items(0)}").is_err());
         assert!(Template::parse("{int(9..1)}").is_err());

@@ -140,7 +140,9 @@ impl Recorder {
         if failed {
             s.errors += 1;
         }
-        s.latency.get_or_insert_with(Latency::default).record(latency);
+        s.latency
+            .get_or_insert_with(Latency::default)
+            .record(latency);
     }
 
     pub fn dropped(&self, at: Instant) {
@@ -179,7 +181,11 @@ mod tests {
     fn percentiles_of_a_uniform_spread() {
         let l = latency_of(1..=1000);
         assert_eq!(l.count(), 1000);
-        assert!(close(l.percentile_ms(50.0), 500.0), "{}", l.percentile_ms(50.0));
+        assert!(
+            close(l.percentile_ms(50.0), 500.0),
+            "{}",
+            l.percentile_ms(50.0)
+        );
         assert!(close(l.percentile_ms(90.0), 900.0));
         assert!(close(l.percentile_ms(95.0), 950.0));
         assert!(close(l.percentile_ms(99.0), 990.0));
@@ -236,7 +242,12 @@ mod tests {
             Some((409, "out_of_stock".into())),
         );
         // After the end: kept, in the last second.
-        r.record(0, Duration::from_millis(5), start + Duration::from_secs(9), None);
+        r.record(
+            0,
+            Duration::from_millis(5),
+            start + Duration::from_secs(9),
+            None,
+        );
         r.dropped(start);
         let s = r.stats.lock().unwrap();
         assert_eq!(s.seconds.len(), 2);
@@ -245,7 +256,10 @@ mod tests {
         assert_eq!((s.seconds[1].requests, s.seconds[1].errors), (2, 1));
         assert_eq!(s.types[0].latency.count(), 2);
         assert_eq!(s.types[1].errors, 1);
-        assert_eq!(s.errors[&("b".to_string(), 409, "out_of_stock".to_string())], 1);
+        assert_eq!(
+            s.errors[&("b".to_string(), 409, "out_of_stock".to_string())],
+            1
+        );
         assert_eq!(s.dropped, 1);
     }
 }

@@ -132,7 +132,9 @@ impl Threshold {
             return Err(bad("min_rps is a lower bound: write min_rps>N"));
         }
         if scope.is_some() && matches!(metric, Metric::RssGrowth | Metric::Dropped) {
-            return Err(bad("this metric is for the whole run, not one request type"));
+            return Err(bad(
+                "this metric is for the whole run, not one request type",
+            ));
         }
         let (n, unit) = number_and_unit(value).map_err(|e| bad(&e))?;
         let limit = match metric {
@@ -247,7 +249,10 @@ mod tests {
         assert_eq!(t("rss_growth<2MB").limit, 2e6);
         assert_eq!(t("rss_growth<1MiB").limit, 1048576.0);
         let rps = t("min_rps>1000");
-        assert_eq!((rps.metric, rps.op, rps.limit), (Metric::Rps, Op::Gt, 1000.0));
+        assert_eq!(
+            (rps.metric, rps.op, rps.limit),
+            (Metric::Rps, Op::Gt, 1000.0)
+        );
         assert_eq!(t("max<1s").metric, Metric::MaxLatency);
         assert_eq!(t("dropped<1").metric, Metric::Dropped);
     }

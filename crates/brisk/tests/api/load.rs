@@ -88,10 +88,15 @@ async fn a_short_run_writes_reports_and_a_broken_threshold_fails_it() {
     );
     // The orders are real: the server lists them.
     let listed = server.get("/api/v1/orders?limit=5", &owner.token).await;
-    assert_eq!(listed.body["items"].as_array().unwrap().len(), 5.min(orders as usize));
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        5.min(orders as usize)
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("place order"));
-    assert!(!html.contains("<script") && !html.contains("http://cdn") && !html.contains("https://"));
+    assert!(
+        !html.contains("<script") && !html.contains("http://cdn") && !html.contains("https://")
+    );
 
     // Open model on the public share links, and a threshold that cannot
     // hold: exit 1, named.
@@ -110,7 +115,10 @@ async fn a_short_run_writes_reports_and_a_broken_threshold_fails_it() {
     .await;
     assert_eq!(outcome.exit_code, 1, "{:?}", outcome.messages);
     assert!(
-        outcome.messages.iter().any(|m| m.starts_with("p50<0.001ms")),
+        outcome
+            .messages
+            .iter()
+            .any(|m| m.starts_with("p50<0.001ms")),
         "{:?}",
         outcome.messages
     );
