@@ -32,9 +32,10 @@
 //! those is the user loop and the metrics, which are the small part.
 //!
 //! So this crate is tokio + reqwest (both already built for the server and
-//! its webhooks) + `hdrhistogram` + `toml`: four crates new to the tree
-//! (`hdrhistogram` without its default features, `toml` with its parser
-//! `toml_parser`, `toml_datetime`, `serde_spanned`, `winnow`). The pieces
+//! its webhooks) + `hdrhistogram` + `toml`: four crates new to the lock
+//! file (`hdrhistogram` without its default features, `toml`,
+//! `serde_spanned`, `toml_writer`; `toml_parser`, `toml_datetime` and
+//! `winnow` were already there). The pieces
 //! are small and each has unit tests: [`plan`] (stages, arrival schedule),
 //! [`stats`] (percentiles), [`threshold`], [`report`] (baseline
 //! comparison), [`scenario`] (parsing, templates), [`html`] (SVG charts).
