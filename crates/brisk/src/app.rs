@@ -128,6 +128,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::wallet::router())
         .merge(modules::admin::router())
         .merge(modules::webhooks::router())
+        .merge(modules::dashboard::router())
         .split_for_parts()
 }
 

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod crm;
+pub mod dashboard;
 pub mod inventory;
 pub mod notifications;
 pub mod ops;
@@ -33,6 +34,7 @@ use crate::platform::state::AppState;
 pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
     let mut consumers: Vec<Arc<dyn Consumer>> = vec![webhooks::consumer()];
     consumers.extend(notifications::consumers(state));
+    consumers.push(dashboard::consumer(state));
     consumers
 }
 

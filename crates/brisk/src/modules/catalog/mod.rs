@@ -27,12 +27,14 @@
 
 mod categories;
 mod error;
+mod low_stock;
 mod model;
 mod products;
 mod routes;
 mod variants;
 
 pub use error::CatalogError;
+pub use low_stock::low_stock_count;
 pub use model::{Tier, Variant};
 pub use products::backfill_search;
 pub use routes::router;

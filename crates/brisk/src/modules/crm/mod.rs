@@ -19,10 +19,12 @@
 //! [`CrmError`]s; `error.rs` alone maps them to HTTP.
 
 pub mod contacts;
+mod counts;
 mod error;
 mod routes;
 mod store;
 
+pub use counts::{CustomerCounts, customer_counts};
 pub use error::CrmError;
 pub use routes::router;
 pub use store::{CustomerRef, backfill_search, customer_discount};

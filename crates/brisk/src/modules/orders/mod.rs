@@ -20,10 +20,12 @@ mod error;
 mod lifecycle;
 mod model;
 mod routes;
+mod sales;
 mod store;
 
 pub use error::OrderError;
 pub use lifecycle::{OrderStatus, PaymentMethod};
 pub use model::{Order, OrderStatusChanged};
 pub use routes::router;
+pub use sales::{SaleLine, sale_lines};
 pub use store::{LinePrices, NewOrder, place_order, place_order_in};

@@ -16,12 +16,14 @@
 //! in one transaction. The store fails with [`QuoteError`]; `error.rs`
 //! alone maps it onto the API's codes.
 
+mod counts;
 mod error;
 mod lifecycle;
 mod model;
 mod routes;
 mod store;
 
+pub use counts::{QuotationCounts, quotation_counts};
 pub use error::QuoteError;
 pub use lifecycle::QuotationStatus;
 pub use model::{Quotation, QuotationAccepted};
