@@ -742,3 +742,79 @@ async fn a_change_through_one_node_shows_on_the_other_nodes_dashboard_with_redis
     let redis = RedisServer::start().await;
     two_nodes_see_one_change(Some(&redis)).await;
 }
+
+/// Migration 0009 backfills the aggregates from the orders as they are,
+/// and lists the order events still waiting in the outbox at that moment
+/// so that their later dispatch is not counted a second time. Played here
+/// by undoing 0009 on a database with both dispatched and waiting order
+/// events, and starting a node that applies it again.
+#[tokio::test]
+async fn the_backfill_counts_every_order_once_whether_its_events_were_dispatched_or_not() {
+    // A node without a dispatcher: every event waits.
+    let a = start_with(|c| c.workers = 0).await;
+    let mut shop = shop(&a, "Dash Backfill").await;
+    let first = shop.order(&a, &[(0, 2)], "invoice").await;
+    shop.order(&a, &[(1, 1), (2, 1)], "wallet").await;
+    let pool = a.raw_database().await;
+    // What an older version (without the aggregates) already dispatched.
+    sqlx::query("UPDATE outbox SET processed_at = $1 WHERE processed_at IS NULL")
+        .bind(micros_now())
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Waiting at migration time: a new order, a move, a cancellation.
+    let third = shop.order(&a, &[(2, 4)], "invoice").await;
+    shop.move_to(&a, &third, "paid").await;
+    shop.move_to(&a, &first, "cancelled").await;
+    for table in [
+        "sales_daily",
+        "product_sales_monthly",
+        "order_status_counts",
+        "sales_backfilled_events",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 9")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let b = start_beside(&a, |_| {}).await;
+    let today = OffsetDateTime::now_utc().date();
+    let t = shop.owner.token.clone();
+    let expected = shop.model.dashboard(today);
+    assert_eq!(expected["orders_by_status"]["cancelled"], 1);
+    assert_eq!(dashboard_once(&b, &t, &expected).await, expected);
+    // Once the waiting events are through, nothing changes any more...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pool = b.raw_database().await;
+        let (waiting,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE processed_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events still waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        dashboard(&b, &t).await["orders_by_status"],
+        expected["orders_by_status"]
+    );
+    assert_eq!(dashboard(&b, &t).await["today"], expected["today"]);
+    // ...and new orders count as usual.
+    shop.order(&b, &[(0, 1)], "invoice").await;
+    let expected = shop.model.dashboard(today);
+    assert_eq!(dashboard_once(&b, &t, &expected).await, expected);
+}
