@@ -103,7 +103,7 @@ async fn the_sales_report_equals_the_model_by_day_and_by_month() {
     // today's first are in different rows.
     let yesterday = today.previous_day().unwrap();
     let want = expected(&shop.model, yesterday, today, false);
-    assert_eq!(want["rows"][0]["orders"].as_i64().unwrap() >= 1, true);
+    assert!(want["rows"][0]["orders"].as_i64().unwrap() >= 1);
     let query = format!("?from={}&to={}", day_text(yesterday), day_text(today));
     assert_eq!(report_once(&s, &t, &query, &want).await, want);
 
@@ -297,7 +297,11 @@ async fn bench_sales_report_over_100k_orders_and_366_days() {
         if r.body["totals"]["orders"] == ORDERS {
             break;
         }
-        assert!(folding.elapsed() < Duration::from_secs(600), "not folded");
+        assert!(
+            folding.elapsed() < Duration::from_secs(900),
+            "not folded: {}",
+            r.body["totals"]
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("aggregated in {:?}", folding.elapsed());

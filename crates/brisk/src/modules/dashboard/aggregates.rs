@@ -11,6 +11,7 @@
 //! may bind.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use sqlx::Row;
@@ -36,11 +37,18 @@ const CANCELLED: &str = "cancelled";
 /// months once that committed.
 pub struct SalesAggregates {
     cache: Cache,
+    /// The tags each batch touched (by the `seq` of its first event),
+    /// from `consume` to `after_commit`. A batch whose transaction rolled
+    /// back leaves its entry until the retry of that batch replaces it.
+    touched: Mutex<BTreeMap<i64, Vec<String>>>,
 }
 
 impl SalesAggregates {
     pub fn new(cache: Cache) -> Self {
-        SalesAggregates { cache }
+        SalesAggregates {
+            cache,
+            touched: Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
@@ -58,11 +66,35 @@ impl Consumer for SalesAggregates {
         tx: &'a mut Tx,
         events: &'a [Event],
     ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(apply(tx, events))
+        Box::pin(async move {
+            let tags = apply(tx, events).await?;
+            if let (Some(first), Ok(mut touched)) = (events.first(), self.touched.lock()) {
+                // Only batches in flight stay: at most a retried one.
+                touched.retain(|seq, _| *seq >= first.seq);
+                touched.insert(first.seq, tags);
+            }
+            Ok(())
+        })
     }
 
     fn after_commit(&self, events: &[Event]) {
-        self.cache.invalidate(&touched_tags(events));
+        let tags = events.first().and_then(|first| {
+            self.touched
+                .lock()
+                .ok()
+                .and_then(|mut touched| touched.remove(&first.seq))
+        });
+        // Without a record (never expected), every tenant's dashboard in
+        // the batch is still invalidated.
+        let tags = tags.unwrap_or_else(|| {
+            events
+                .iter()
+                .map(|e| tags::dashboard(&e.tenant_id))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        });
+        self.cache.invalidate(&tags);
     }
 }
 
@@ -71,8 +103,6 @@ impl Consumer for SalesAggregates {
 struct CreatedPayload {
     id: String,
     status: String,
-    #[serde(default)]
-    created_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,14 +110,6 @@ struct MovedPayload {
     order_id: String,
     from: String,
     to: String,
-    #[serde(default)]
-    order: Option<MovedOrder>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MovedOrder {
-    #[serde(default)]
-    created_at: Option<String>,
 }
 
 #[derive(Debug)]
@@ -141,31 +163,6 @@ fn parse(event: &Event) -> Option<Parsed> {
             None
         }
     }
-}
-
-/// The dashboard of every tenant in `events`, and the report month of
-/// every order they add or cancel (from the payloads' `created_at`).
-fn touched_tags(events: &[Event]) -> Vec<String> {
-    let mut out = BTreeSet::new();
-    for event in events {
-        out.insert(tags::dashboard(&event.tenant_id));
-        let created_at = if event.topic == topic::ORDER_CREATED {
-            serde_json::from_str::<CreatedPayload>(&event.payload)
-                .ok()
-                .and_then(|p| p.created_at)
-        } else {
-            serde_json::from_str::<MovedPayload>(&event.payload)
-                .ok()
-                .filter(|p| p.to == CANCELLED)
-                .and_then(|p| p.order)
-                .and_then(|o| o.created_at)
-        };
-        // RFC 3339 in UTC starts with the month.
-        if let Some(month) = created_at.as_deref().and_then(|t| t.get(..7)) {
-            out.insert(tags::sales_month(&event.tenant_id, month));
-        }
-    }
-    out.into_iter().collect()
 }
 
 /// One order's contribution to the aggregates.
@@ -322,8 +319,10 @@ impl Deltas {
     }
 }
 
-/// The batch's effects: a fixed number of statements.
-async fn apply(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
+/// The batch's effects: a fixed number of statements. Returns the cache
+/// tags they touch: the dashboard of every tenant in the batch, and the
+/// report month of every order added or taken back.
+async fn apply(tx: &mut Tx, events: &[Event]) -> Result<Vec<String>, sqlx::Error> {
     let parsed: Vec<Parsed> = events.iter().filter_map(parse).collect();
     let counted = drop_backfilled(tx, &parsed).await?;
     let facts: Vec<&Parsed> = parsed
@@ -377,7 +376,17 @@ async fn apply(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
     upsert_days(tx, &deltas.days).await?;
     upsert_products(tx, &deltas.products).await?;
     upsert_statuses(tx, &deltas.statuses).await?;
-    Ok(())
+    let mut touched: BTreeSet<String> = events
+        .iter()
+        .map(|e| tags::dashboard(&e.tenant_id))
+        .collect();
+    touched.extend(
+        deltas
+            .days
+            .keys()
+            .map(|(tenant_id, day)| tags::sales_month(tenant_id, day.get(..7).unwrap_or(day))),
+    );
+    Ok(touched.into_iter().collect())
 }
 
 /// Deletes, and returns, the batch's events that the migration's backfill
