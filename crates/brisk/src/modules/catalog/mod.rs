@@ -21,6 +21,8 @@
 //!   delete) and the search-name backfill.
 //! - `variants`: adding and changing variants, and [`variants_for_sale`],
 //!   what pricing and orders read of them.
+//! - `low_stock`: [`low_stock_count`], the dashboard's count of active
+//!   variants of active products at or below their reorder level.
 //! - `error`: [`CatalogError`], and the only mapping of it to HTTP.
 //!
 //! Calls only `inventory` (initial stock movements, `MAX_STOCK`).

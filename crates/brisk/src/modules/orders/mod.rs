@@ -13,7 +13,9 @@
 //! of two racing moves exactly one wins, and every move publishes
 //! `order.status_changed` ([`OrderStatusChanged`]: the move and the order
 //! after it) in its transaction. Cancelling puts the stock back and refunds
-//! a wallet payment in the same transaction. The store fails with
+//! a wallet payment in the same transaction. [`sale_lines`] gives the sales
+//! aggregates (the `dashboard` module) the figures and costs of many
+//! orders in one statement. The store fails with
 //! [`OrderError`]; `error.rs` alone maps it onto the API's codes.
 
 mod error;
