@@ -30,6 +30,7 @@ use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::jobs::{self, JobRunner, RunnerSettings};
 use crate::platform::ratelimit::{LimitSettings, Limits};
 pub use crate::platform::state::AppState;
+use crate::platform::tally::Tally;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -93,6 +94,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         config: Arc::new(config),
         currencies: moka::sync::Cache::new(100_000),
         jobs_wake: Arc::new(Notify::new()),
+        share_link_clicks: Tally::new(),
     })
 }
 
@@ -128,6 +130,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::wallet::router())
         .merge(modules::admin::router())
         .merge(modules::webhooks::router())
+        .merge(modules::links::router())
         .merge(modules::dashboard::router())
         .split_for_parts()
 }
@@ -266,6 +269,9 @@ impl RunningServer {
                 Ok(())
             }
         };
+        // Invalidations still on their way to Redis go out before the
+        // notifier (a background task) sends what is queued and stops.
+        self.state.cache.settle(Duration::from_secs(2)).await;
         self.background.stop().await;
         self.state.db.close().await;
         result
@@ -374,6 +380,11 @@ fn spawn_cache_fanout(state: &AppState, background: &mut Background) {
         background.spawn("cache subscriber", move |stop| {
             cache::listen_redis(subscribing, stop)
         });
+        let healing = the_cache.clone();
+        background.every("cache healing", Duration::from_millis(100), move || {
+            let healing = healing.clone();
+            async move { healing.heal().await }
+        });
     }
     background.every("cache housekeeping", Duration::from_secs(60), move || {
         let the_cache = the_cache.clone();
@@ -404,7 +415,8 @@ async fn prune(db: &Db) {
 
 /// The housekeeping of one node: rate-limit maps every minute, expired
 /// idempotency keys, dispatched events and done jobs hourly (and once at
-/// start).
+/// start); and the share-link click flusher, whose last flush on stop
+/// comes before the pools close.
 fn spawn_background(state: &AppState) -> Background {
     let mut background = Background::new();
     spawn_workers(state, &mut background, state.config.workers);
@@ -418,6 +430,10 @@ fn spawn_background(state: &AppState) -> Background {
         },
     );
     spawn_cache_fanout(state, &mut background);
+    let (db, clicks) = (state.db.clone(), state.share_link_clicks.clone());
+    background.spawn("share-link click flusher", move |stop| {
+        modules::links::flush_until_stopped(db, clicks, stop)
+    });
     let limits = state.limits.clone();
     background.every(
         "rate-limit housekeeping",

@@ -4,15 +4,16 @@
 //!
 //! Calls between modules never form a cycle: catalog → inventory; pricing
 //! → catalog, crm, tenancy; inventory, crm and tenancy call no module;
-//! orders, quotes and wallet build on these, which never call them. A type
-//! or constant lives in the module whose rule it is (`MAX_STOCK` in
-//! inventory, `Tier` in catalog).
+//! orders, quotes and wallet build on these, which never call them;
+//! links calls catalog. A type or constant lives in the module whose rule
+//! it is (`MAX_STOCK` in inventory, `Tier` in catalog).
 
 pub mod admin;
 pub mod catalog;
 pub mod crm;
 pub mod dashboard;
 pub mod inventory;
+pub mod links;
 pub mod notifications;
 pub mod ops;
 pub mod orders;
@@ -32,7 +33,12 @@ use crate::platform::state::AppState;
 /// Everything that follows committed events, in the order it is handed
 /// each batch.
 pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
-    let mut consumers: Vec<Arc<dyn Consumer>> = vec![webhooks::consumer()];
+    let mut consumers: Vec<Arc<dyn Consumer>> = vec![
+        webhooks::consumer(),
+        Arc::new(orders::StaleReads {
+            cache: state.cache.clone(),
+        }),
+    ];
     consumers.extend(notifications::consumers(state));
     consumers.push(dashboard::consumer(state));
     consumers

@@ -217,6 +217,17 @@ impl Db {
         &readers[i]
     }
 
+    /// A pool for reads whose answer is cached until an invalidation: they
+    /// must see every committed write, since a replica's lag would stay in
+    /// the cache until the next write. SQLite's readers see every commit;
+    /// on PostgreSQL this is the primary.
+    pub fn current_reader(&self) -> &AnyPool {
+        match self.inner.backend {
+            Backend::Sqlite => self.reader(),
+            Backend::Postgres => self.writer(),
+        }
+    }
+
     /// Starts a write transaction on the primary.
     ///
     /// Safe to drop at any point (a request cut by its timeout): the

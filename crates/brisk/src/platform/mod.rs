@@ -18,5 +18,6 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod search;
 pub mod state;
+pub mod tally;
 pub mod tenant;
 pub mod validation;

@@ -15,6 +15,7 @@ use crate::platform::config::Config;
 use crate::platform::db::Db;
 use crate::platform::idempotency::IdempotencyKeys;
 use crate::platform::ratelimit::Limits;
+use crate::platform::tally::Tally;
 use crate::platform::tenant::TenantId;
 
 /// What every handler can reach. Cheap to clone.
@@ -34,6 +35,9 @@ pub struct AppState {
     pub cache: Cache,
     /// Wakes this node's job runner (after jobs were enqueued or retried).
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Share-link clicks this node answered and has not written yet, by
+    /// (tenant, link id); the links module's flusher drains them.
+    pub share_link_clicks: Tally<(TenantId, String)>,
 }
 
 impl FromRef<AppState> for TokenKeys {

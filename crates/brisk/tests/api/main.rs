@@ -6,6 +6,7 @@
 mod architecture;
 mod auth;
 mod bench_dispatch;
+mod cache;
 mod catalog;
 mod common;
 mod customers;
@@ -25,6 +26,7 @@ mod process;
 mod query_plans;
 mod quotations;
 mod reports;
+mod share_links;
 mod wallets;
 mod webhooks;
 mod workers;

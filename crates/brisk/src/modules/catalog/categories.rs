@@ -2,6 +2,7 @@
 
 use super::error::CatalogError;
 use super::model::*;
+use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, sql};
 use crate::platform::http::list::{Cursor, Page};
@@ -34,6 +35,7 @@ pub async fn create_category(
     if inserted == 0 {
         return Err(Invalid::field("parent_id", "no such category").into());
     }
+    state.cache.invalidate(&[tags::catalog(tenant_id)]);
     Ok(category)
 }
 
@@ -51,7 +53,7 @@ pub async fn list_categories(
         .bind(page.fetch_limit());
     let rows = q
         .build()
-        .fetch_all_as::<_, Category>(state.db.reader())
+        .fetch_all_as::<_, Category>(state.db.current_reader())
         .await?;
     Ok(page.finish(rows, |c| Cursor {
         created_at: c.created_at,

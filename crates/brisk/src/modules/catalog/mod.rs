@@ -18,7 +18,8 @@
 //!
 //! - `categories`: the category tree.
 //! - `products`: products and their images (create, read, list, change,
-//!   delete) and the search-name backfill.
+//!   delete), the public view share links show ([`public_product`]) and
+//!   the search-name backfill.
 //! - `variants`: adding and changing variants, and [`variants_for_sale`],
 //!   what pricing and orders read of them.
 //! - `low_stock`: [`low_stock_count`], the dashboard's count of active
@@ -37,7 +38,7 @@ mod variants;
 
 pub use error::CatalogError;
 pub use low_stock::low_stock_count;
-pub use model::{Tier, Variant};
-pub use products::backfill_search;
+pub use model::{Image, PublicProduct, Tier, Variant};
+pub use products::{backfill_search, product_exists, public_product};
 pub use routes::router;
 pub use variants::{VariantForSale, variants_for_sale};

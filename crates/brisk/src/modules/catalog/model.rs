@@ -252,6 +252,19 @@ pub struct Product {
     pub updated_at: i64,
 }
 
+/// What anyone holding a share link sees of a product: no cost, stock,
+/// margin or internal flags.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PublicProduct {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// Lowest and highest variant price (0 without variants).
+    pub price_min: i64,
+    pub price_max: i64,
+    pub images: Vec<Image>,
+}
+
 /// The fields of a product in a list. A list item carries no `options` or
 /// `images` (only the detail does), so a list cannot select them.
 pub const PRODUCT_LIST_FIELDS: &[&str] = &[

@@ -6,8 +6,9 @@ use super::categories::category_exists;
 use super::error::CatalogError;
 use super::model::*;
 use super::variants::{insert_variants, new_variant, variants_of_products};
+use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
-use crate::platform::db::{Backend, SqlBuilder, Tx, commit, sql, sql_owned};
+use crate::platform::db::{Backend, Db, SqlBuilder, Tx, commit, sql, sql_owned};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::search;
 use crate::platform::state::AppState;
@@ -112,6 +113,9 @@ pub async fn create_product(
     )
     .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id.as_str()]));
     let mut product = Product {
         id,
         name: new.name.trim().to_owned(),
@@ -224,7 +228,7 @@ pub async fn list_products(
         statement = statement.planned_per_run();
     }
     let rows = statement
-        .fetch_all_as::<_, ProductRow>(state.db.reader())
+        .fetch_all_as::<_, ProductRow>(state.db.current_reader())
         .await?;
     let (rows, next) = page.finish(rows, |p| Cursor {
         created_at: p.created_at,
@@ -233,7 +237,8 @@ pub async fn list_products(
     let mut products: Vec<Product> = rows.into_iter().map(ProductRow::into_product).collect();
     if with_variants && !products.is_empty() {
         let ids: Vec<&str> = products.iter().map(|p| p.id.as_str()).collect();
-        let mut by_product = variants_of_products(state.db.reader(), tenant_id, &ids).await?;
+        let mut by_product =
+            variants_of_products(state.db.current_reader(), tenant_id, &ids).await?;
         for p in &mut products {
             p.variants = Some(by_product.remove(&p.id).unwrap_or_default());
         }
@@ -266,7 +271,7 @@ pub async fn product_detail(
     tenant_id: &TenantId,
     id: &str,
 ) -> Result<Product, CatalogError> {
-    product_detail_on(state.db.reader(), tenant_id, id).await
+    product_detail_on(state.db.current_reader(), tenant_id, id).await
 }
 
 /// [`product_detail`] from a chosen pool (the primary, right after a write).
@@ -322,6 +327,52 @@ pub async fn product_exists(
     )
 }
 
+/// The public view of a live, active product, or `None` when it is
+/// missing, deleted or inactive: two statements. The caller caches it
+/// until the product's next write, so it reads where every commit is seen
+/// (`current_reader`), never a lagging replica.
+pub async fn public_product(
+    db: &Db,
+    tenant_id: &TenantId,
+    id: &str,
+) -> Result<Option<PublicProduct>, CatalogError> {
+    let Some(row) = sql(
+        "SELECT p.id, p.name, p.description, \
+         (SELECT MIN(v.price) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS price_min, \
+         (SELECT MAX(v.price) FROM variants v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id) AS price_max \
+         FROM products p WHERE p.tenant_id = $1 AND p.id = $2 AND p.deleted_at IS NULL AND p.active = 1",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(db.current_reader())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let images = sql("SELECT id, url, alt FROM product_images WHERE tenant_id = $1 AND product_id = $2 ORDER BY position")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_all(db.current_reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Image {
+                id: sqlx::Row::try_get(r, "id")?,
+                url: sqlx::Row::try_get(r, "url")?,
+                alt: sqlx::Row::try_get(r, "alt")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(PublicProduct {
+        id: sqlx::Row::try_get(&row, "id")?,
+        name: sqlx::Row::try_get(&row, "name")?,
+        description: sqlx::Row::try_get(&row, "description")?,
+        price_min: sqlx::Row::try_get::<Option<i64>, _>(&row, "price_min")?.unwrap_or(0),
+        price_max: sqlx::Row::try_get::<Option<i64>, _>(&row, "price_max")?.unwrap_or(0),
+        images,
+    }))
+}
+
 /// Not found if the product is missing; else validates and applies the
 /// patch.
 pub async fn patch_product(
@@ -373,6 +424,9 @@ pub async fn patch_product(
         insert_images(&mut tx, tenant_id, id, images).await?;
     }
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id]));
     product_detail_on(state.db.writer(), tenant_id, id).await
 }
 
@@ -400,6 +454,9 @@ pub async fn delete_product(
         .execute(&mut *tx)
         .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [id]));
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Catalog routes: thin — parse, authorize, call the store, shape.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -14,10 +15,11 @@ use super::model::*;
 use super::products::ProductFilter;
 use super::{categories, products, variants};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
 use crate::platform::http::list::{
-    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+    Fields, FieldsQuery, ListQuery, Page, list_body, object_body, object_response,
 };
 use crate::platform::state::AppState;
 
@@ -66,12 +68,22 @@ async fn create_category(
 async fn list_categories(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), CATEGORY_FIELDS)?;
-    let (items, next) = categories::list_categories(&state, &auth.tenant_id, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("categories:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (items, next) = categories::list_categories(&state, tenant, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::catalog(tenant)], compute)
+        .await
 }
 
 /// Create a product with its options, variants and images, in one transaction.
@@ -113,6 +125,8 @@ pub struct ProductListParams {
 async fn list_products(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<ProductListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
@@ -143,14 +157,23 @@ async fn list_products(
         min_price: parse_i64("min_price", p.min_price.as_deref())?,
         max_price: parse_i64("max_price", p.max_price.as_deref())?,
     };
-    let (mut items, next) =
-        products::list_products(&state, &auth.tenant_id, &filter, &page, include_variants).await?;
-    for item in &mut items {
-        // Lists carry no options or images; only detail does.
-        item.options = None;
-        item.images = None;
-    }
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    // Every parameter is in the raw query, so it names the page exactly.
+    let key = format!("products:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (mut items, next) =
+            products::list_products(&state, tenant, &filter, &page, include_variants).await?;
+        for item in &mut items {
+            // Lists carry no options or images; only detail does.
+            item.options = None;
+            item.images = None;
+        }
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::catalog(tenant)], compute)
+        .await
 }
 
 /// A product with its options, variants and images.
@@ -159,15 +182,25 @@ async fn list_products(
 async fn get_product(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse_among(
         p.fields.as_deref(),
         &[PRODUCT_LIST_FIELDS, PRODUCT_DETAIL_FIELDS],
     )?;
-    let product = products::product_detail(&state, &auth.tenant_id, &id).await?;
-    Ok(object_response(&product, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("product:{tenant}:{id}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let product = products::product_detail(&state, tenant, &id).await?;
+        object_body(&product, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::product(tenant, &id)], compute)
+        .await
 }
 
 /// Change a product's name, description, category, active flag, minimum

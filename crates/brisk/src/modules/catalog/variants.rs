@@ -8,6 +8,7 @@ use sqlx::{Any, Executor, FromRow};
 use super::error::CatalogError;
 use super::model::*;
 use crate::modules::inventory;
+use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, is_unique_violation, sql, sql_owned};
 use crate::platform::state::AppState;
@@ -193,6 +194,9 @@ pub async fn add_variant(
     )
     .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [product_id]));
     Ok(variant)
 }
 
@@ -331,7 +335,12 @@ pub async fn patch_variant(
         .await?
         .map(|(v, _)| v);
     commit(tx).await?;
-    updated.ok_or(CatalogError::VariantNotFound)
+    let updated = updated.ok_or(CatalogError::VariantNotFound)?;
+    state.cache.invalidate(&tags::products_changed(
+        tenant_id,
+        [updated.product_id.as_str()],
+    ));
+    Ok(updated)
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::error::CrmError;
 use super::store::{self, Customer, CustomerChanges, CustomerFilter, CustomerStatus, NewCustomer};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
@@ -311,6 +312,7 @@ async fn create_customer(
     auth.require(Action::WriteCustomers)?;
     let new = validate_new(body.parse()?)?;
     let customer = store::create(&state.db, &auth.tenant_id, new).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
     Ok((StatusCode::CREATED, Json(customer)))
 }
 
@@ -368,6 +370,7 @@ async fn update_customer(
         }
     };
     let customer = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
     Ok(Json(customer))
 }
 
@@ -381,5 +384,6 @@ async fn delete_customer(
 ) -> ApiResult<StatusCode> {
     auth.require(Action::WriteCustomers)?;
     store::delete(&state.db, &auth.tenant_id, &id).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
     Ok(StatusCode::NO_CONTENT)
 }

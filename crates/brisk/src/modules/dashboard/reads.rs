@@ -78,7 +78,9 @@ pub async fn dashboard(
     today: Date,
 ) -> Result<Dashboard, DashboardError> {
     let as_of = clock::rfc3339(clock::now_micros());
-    let db = state.db.reader();
+    // Cached until the next write: read what is committed, never a
+    // lagging replica.
+    let db = state.db.current_reader();
     let first = periods::first_of_month(today);
     let (today_text, first_text) = (clock::format_date(today), clock::format_date(first));
     let month = periods::month_of(today);
@@ -202,7 +204,8 @@ pub async fn sales_report(
 ) -> Result<SalesReport, DashboardError> {
     let currency = tenancy::currency(state, tenant_id).await?;
     let (from_text, to_text) = (clock::format_date(from), clock::format_date(to));
-    let days = aggregates::sales_days(state.db.reader(), tenant_id, &from_text, &to_text).await?;
+    let days =
+        aggregates::sales_days(state.db.current_reader(), tenant_id, &from_text, &to_text).await?;
     let mut by_period: BTreeMap<String, Figures> = periods::periods(from, to, group_by)
         .into_iter()
         .map(|p| (p, Figures::default()))

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::error::StockError;
+use crate::platform::cache::tags;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
@@ -224,6 +225,7 @@ pub async fn adjust_stock(
     };
     let stock: i64 = sqlx::Row::try_get(&row, "stock")?;
     let at: i64 = sqlx::Row::try_get(&row, "last_movement_at")?;
+    let product_id: String = sqlx::Row::try_get(&row, "product_id")?;
     if let Some(low) = StockLow::crossing(&row, delta)? {
         publish_low(&mut tx, tenant_id, vec![low], now).await?;
     }
@@ -240,6 +242,9 @@ pub async fn adjust_stock(
     )
     .await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&tags::products_changed(tenant_id, [product_id.as_str()]));
     Ok(stock)
 }
 

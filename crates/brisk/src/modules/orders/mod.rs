@@ -23,6 +23,7 @@ mod lifecycle;
 mod model;
 mod routes;
 mod sales;
+mod stale_reads;
 mod store;
 
 pub use error::OrderError;
@@ -30,4 +31,5 @@ pub use lifecycle::{OrderStatus, PaymentMethod};
 pub use model::{Order, OrderStatusChanged};
 pub use routes::router;
 pub use sales::{SaleLine, sale_lines};
+pub use stale_reads::StaleReads;
 pub use store::{LinePrices, NewOrder, place_order, place_order_in};

@@ -74,6 +74,17 @@ pub struct Order {
     pub updated_at: i64,
 }
 
+impl Order {
+    /// The cached reads an order placed, moved or cancelled makes stale:
+    /// its products' stock (catalog pages and details) and the dashboard.
+    pub fn stale_reads(&self, tenant_id: &crate::platform::tenant::TenantId) -> Vec<String> {
+        crate::platform::cache::tags::products_changed(
+            tenant_id,
+            self.items.iter().map(|item| item.product_id.as_str()),
+        )
+    }
+}
+
 impl OrderRow {
     pub fn into_order(
         self,

@@ -82,6 +82,7 @@ pub async fn place_order(
         claim.record(&mut tx, &order).await?;
     }
     commit(tx).await?;
+    state.cache.invalidate(&order.stale_reads(tenant_id));
     Ok(order)
 }
 
@@ -514,5 +515,6 @@ pub async fn change_status(
     )
     .await?;
     commit(tx).await?;
+    state.cache.invalidate(&event.order.stale_reads(tenant_id));
     Ok(event.order)
 }

@@ -17,6 +17,7 @@ use super::store::{self, QuotationInput};
 use crate::modules::orders::{Order, PaymentMethod};
 use crate::modules::pricing::{CartItem, check_items};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ActionJson, ApiJson, ApiQuery};
@@ -130,6 +131,7 @@ async fn create(
     check_input(&mut v, &input);
     v.finish()?;
     let quotation = store::create(&state, &auth.tenant_id, input).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
     Ok((StatusCode::CREATED, Json(quotation)))
 }
 
@@ -194,7 +196,9 @@ async fn patch(
     // The quotation is read (404) before the body is looked at (400, 422).
     let edit = store::begin_edit(&state, &auth.tenant_id, &id).await?;
     let input = patched(edit.contents(), body)?;
-    Ok(Json(edit.save(&auth.tenant_id, input).await?))
+    let saved = edit.save(&auth.tenant_id, input).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    Ok(Json(saved))
 }
 
 /// The stored contents with the PATCH body applied, checked as a whole.
@@ -229,9 +233,9 @@ async fn move_quotation(
     to: QuotationStatus,
 ) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
-    Ok(Json(
-        store::transition(state, &auth.tenant_id, id, to).await?,
-    ))
+    let moved = store::transition(state, &auth.tenant_id, id, to).await?;
+    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    Ok(Json(moved))
 }
 
 /// draft → sent.

@@ -547,5 +547,6 @@ pub async fn convert(
     };
     let order = orders::place_order_in(state, &mut tx, tenant_id, &order_id, new, now).await?;
     commit(tx).await?;
+    state.cache.invalidate(&order.stale_reads(tenant_id));
     Ok(order)
 }

@@ -17,6 +17,9 @@ use tokio::sync::{mpsc, watch};
 use super::Cache;
 use crate::platform::db::{Db, sql};
 
+/// A tag that tells the receiving nodes to drop their whole L1.
+pub const CLEAR_ALL: &str = "*";
+
 /// The PostgreSQL channel.
 pub const PG_CHANNEL: &str = "brisk_cache";
 /// PostgreSQL refuses payloads of 8000 bytes or more.
@@ -135,7 +138,11 @@ fn apply(cache: &Cache, node: &str, message: &str) {
         return;
     }
     let tags: Vec<String> = lines.filter(|t| !t.is_empty()).map(str::to_owned).collect();
-    cache.invalidate_here(&tags);
+    if tags.iter().any(|t| t == CLEAR_ALL) {
+        cache.clear_here();
+    } else {
+        cache.invalidate_here(&tags);
+    }
 }
 
 /// Listens on `brisk_cache` and applies other nodes' invalidations. Every

@@ -43,6 +43,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use dashmap::DashMap;
 
+use crate::platform::http::error::ApiResult;
+
 pub use self::encoding::Cached;
 pub use self::fanout::{Fanout, listen_postgres, listen_redis};
 pub use self::redis::RedisLink;
@@ -70,6 +72,10 @@ struct Inner {
     clock: AtomicU64,
     l2: Option<RedisLink>,
     fanout: Fanout,
+    /// Tags invalidated here whose stamps are not yet in Redis: L2 is not
+    /// read or written for them meanwhile (it may still hold what they
+    /// invalidated).
+    pending: DashMap<String, u32>,
 }
 
 /// How big L1 may grow and where to fan invalidations out.
@@ -100,6 +106,7 @@ impl Cache {
                 clock: AtomicU64::new(0),
                 l2,
                 fanout,
+                pending: DashMap::new(),
             }),
         }
     }
@@ -148,7 +155,11 @@ impl Cache {
         Fut: Future<Output = Result<Bytes, E>>,
     {
         let mut l2_clock = None;
-        if let Some(l2) = &self.inner.l2 {
+        let l2 = self.inner.l2.as_ref().filter(|_| {
+            self.inner.pending.is_empty()
+                || !tags.iter().any(|t| self.inner.pending.contains_key(t))
+        });
+        if let Some(l2) = l2 {
             match l2.get(key).await {
                 Some(redis::Lookup::Hit(bytes)) => {
                     metrics::counter!("brisk_cache_hits_total", "layer" => "l2").increment(1);
@@ -162,7 +173,7 @@ impl Cache {
         let started = Instant::now();
         let bytes = compute().await?;
         metrics::histogram!("brisk_cache_compute_seconds").record(started.elapsed().as_secs_f64());
-        if let (Some(l2), Some(clock)) = (&self.inner.l2, l2_clock) {
+        if let (Some(l2), Some(clock)) = (l2, l2_clock) {
             l2.put(key, tags, clock, bytes.clone());
         }
         Ok(Cached::new(bytes))
@@ -189,10 +200,53 @@ impl Cache {
             return;
         }
         self.invalidate_here(tags);
-        if let Some(l2) = &self.inner.l2 {
-            l2.invalidate(tags);
+        let Some(l2) = self.inner.l2.clone() else {
+            self.inner.fanout.send(tags);
+            return;
+        };
+        for tag in tags {
+            *self.inner.pending.entry(tag.clone()).or_insert(0) += 1;
         }
-        self.inner.fanout.send(tags);
+        // Redis first, then PostgreSQL: a node told through PostgreSQL must
+        // not find the old entry still current in L2.
+        let (cache, tags) = (self.clone(), tags.to_vec());
+        tokio::spawn(async move {
+            l2.invalidate(&tags).await;
+            cache.inner.fanout.send(&tags);
+            for tag in &tags {
+                cache.inner.pending.remove_if_mut(tag, |_, n| {
+                    *n -= 1;
+                    *n == 0
+                });
+            }
+        });
+    }
+
+    /// Once Redis is back after this node lost invalidations: raises the
+    /// L2 floor and sends the lost ones again, to every node (or tells
+    /// every node to drop its L1 when there were too many to name). Run it
+    /// often; it does nothing while nothing was lost.
+    pub async fn heal(&self) {
+        let Some(l2) = &self.inner.l2 else { return };
+        if !l2.needs_healing() {
+            return;
+        }
+        let Some(lost) = l2.heal().await else { return };
+        if lost.everything {
+            self.clear_here();
+            self.invalidate(&[fanout::CLEAR_ALL.to_owned()]);
+        } else if !lost.tags.is_empty() {
+            self.invalidate(&lost.tags.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    /// Waits (at most `limit`) until every invalidation of this node has
+    /// reached Redis: a graceful stop calls it so none is lost.
+    pub async fn settle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.inner.pending.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Invalidates `tags` in this node's L1 only (what a fan-out message
@@ -245,6 +299,26 @@ impl Cache {
     /// L1's weight in bytes and entry count (for tests and metrics).
     pub fn l1_size(&self) -> (u64, u64) {
         (self.inner.l1.weighted_size(), self.inner.l1.entry_count())
+    }
+}
+
+impl Cache {
+    /// A GET answered from the cache: `compute` (which does the database
+    /// work and serializes) runs only on a miss; a hit costs no statement,
+    /// and a matching `If-None-Match` gets a 304 from the cached ETag.
+    pub async fn respond_with<F, Fut>(
+        &self,
+        request: &HeaderMap,
+        key: &str,
+        tags: &[String],
+        compute: F,
+    ) -> ApiResult<Response>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Bytes>>,
+    {
+        let cached = self.get_or_compute(key, tags, compute).await?;
+        Ok(cached.respond(request))
     }
 }
 

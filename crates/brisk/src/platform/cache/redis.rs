@@ -11,9 +11,11 @@
 //! an invalidation takes the next value of `brisk:clock` and stamps each
 //! tag with it (`brisk:tag:{tag}`), so an entry is current while no tag of
 //! its carries a stamp above its `c`. A node that could not deliver an
-//! invalidation raises `brisk:floor` to the clock when it reaches Redis
-//! again: entries computed before that are refused, since one of them may
-//! have missed the lost invalidation.
+//! invalidation stops using L2 and remembers the tags; once Redis answers
+//! again it raises `brisk:floor` to the clock (entries computed before are
+//! refused: one of them may have missed the lost invalidation) and hands
+//! the tags back to the cache to invalidate again everywhere — another
+//! node may meanwhile have taken such an entry from L2 into its L1.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +28,10 @@ use redis::{Client, Script, Value};
 /// A command slower than this counts as Redis being away.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long to leave Redis alone after it failed.
-const BACKOFF: Duration = Duration::from_secs(1);
+const BACKOFF: Duration = Duration::from_millis(250);
+/// Lost tags remembered one by one up to this many; past it, every node is
+/// told to drop its whole L1 instead.
+const LOST_TAGS: usize = 10_000;
 /// How long an L2 entry lives (memory bound in Redis, not freshness).
 const ENTRY_TTL_SECS: u64 = 3600;
 /// How long a tag's stamp is kept: longer than any entry lives.
@@ -85,6 +90,14 @@ redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
 return 0
 "#;
 
+/// Invalidations that did not reach Redis.
+#[derive(Debug, Default)]
+pub struct Lost {
+    pub tags: std::collections::BTreeSet<String>,
+    /// Too many to name: every node must drop its whole L1.
+    pub everything: bool,
+}
+
 /// The answer of an L2 read.
 pub enum Lookup {
     Hit(Bytes),
@@ -111,9 +124,10 @@ struct Link {
     /// Millis since `started` before which Redis is not tried.
     away_until: AtomicU64,
     started: Instant,
-    /// An invalidation was lost while Redis was away: raise the floor
-    /// before L2 is used again.
+    /// An invalidation was lost while Redis was away: L2 is not used
+    /// until [`RedisLink::heal`] raised the floor.
     lost_invalidation: AtomicBool,
+    lost: std::sync::Mutex<Lost>,
     /// Tells this node's own fan-out messages from other nodes'.
     node: String,
 }
@@ -141,6 +155,7 @@ impl RedisLink {
                 away_until: AtomicU64::new(0),
                 started: Instant::now(),
                 lost_invalidation: AtomicBool::new(false),
+                lost: std::sync::Mutex::new(Lost::default()),
                 node,
             }),
         })
@@ -175,9 +190,6 @@ impl RedisLink {
         if !self.available() {
             return None;
         }
-        if self.inner.lost_invalidation.load(Ordering::Acquire) && !self.heal().await {
-            return None;
-        }
         let mut connection = self.inner.commands.clone();
         match invocation.invoke_async::<Value>(&mut connection).await {
             Ok(value) => Some(value),
@@ -188,8 +200,18 @@ impl RedisLink {
         }
     }
 
-    /// After a lost invalidation: refuse every entry older than now.
-    async fn heal(&self) -> bool {
+    /// Whether an invalidation was lost and not yet healed.
+    pub fn needs_healing(&self) -> bool {
+        self.inner.lost_invalidation.load(Ordering::Acquire)
+    }
+
+    /// After lost invalidations, once Redis answers: refuses every entry
+    /// older than now and hands back what was lost, for the cache to
+    /// invalidate again on every node. `None` while Redis is still away.
+    pub async fn heal(&self) -> Option<Lost> {
+        if !self.available() {
+            return None;
+        }
         let mut connection = self.inner.commands.clone();
         let raised = self
             .inner
@@ -200,19 +222,42 @@ impl RedisLink {
             .await;
         match raised {
             Ok(_) => {
+                let lost = self
+                    .inner
+                    .lost
+                    .lock()
+                    .map(|mut lost| std::mem::take(&mut *lost))
+                    .unwrap_or_default();
                 self.inner.lost_invalidation.store(false, Ordering::Release);
                 tracing::info!("redis is back; older L2 entries are refused");
-                true
+                Some(lost)
             }
             Err(error) => {
                 self.went_away(&error);
-                false
+                None
             }
         }
     }
 
-    /// The current L2 entry under `key`; `None` when Redis is away.
+    fn remember_lost(&self, tags: &[String]) {
+        if let Ok(mut lost) = self.inner.lost.lock()
+            && !lost.everything
+        {
+            lost.tags.extend(tags.iter().cloned());
+            if lost.tags.len() > LOST_TAGS {
+                lost.tags.clear();
+                lost.everything = true;
+            }
+        }
+        self.inner.lost_invalidation.store(true, Ordering::Release);
+    }
+
+    /// The current L2 entry under `key`; `None` when Redis is away or an
+    /// invalidation of this node's is lost.
     pub async fn get(&self, key: &str) -> Option<Lookup> {
+        if self.needs_healing() {
+            return None;
+        }
         let mut invocation = self.inner.get.key(entry_key(key));
         invocation.key("brisk:clock").key("brisk:floor");
         match self.run(invocation).await? {
@@ -246,21 +291,17 @@ impl RedisLink {
     }
 
     /// Stamps `tags` as invalidated in L2 and publishes them to every
-    /// node, in the background; a failure is remembered (see the module).
-    pub fn invalidate(&self, tags: &[String]) {
-        let link = self.clone();
-        let tags = tags.to_vec();
-        tokio::spawn(async move {
-            let message = format!("{}\n{}", link.inner.node, tags.join("\n"));
-            let mut invocation = link.inner.invalidate.key("brisk:clock");
-            invocation.key(CHANNEL).arg(message).arg(TAG_TTL_SECS);
-            for tag in &tags {
-                invocation.arg(tag);
-            }
-            if link.run(invocation).await.is_none() {
-                link.inner.lost_invalidation.store(true, Ordering::Release);
-            }
-        });
+    /// node; a failure is remembered (see the module).
+    pub async fn invalidate(&self, tags: &[String]) {
+        let message = format!("{}\n{}", self.inner.node, tags.join("\n"));
+        let mut invocation = self.inner.invalidate.key("brisk:clock");
+        invocation.key(CHANNEL).arg(message).arg(TAG_TTL_SECS);
+        for tag in tags {
+            invocation.arg(tag);
+        }
+        if self.run(invocation).await.is_none() {
+            self.remember_lost(tags);
+        }
     }
 
     /// GCRA check of one unit against `per_minute` for `key`: `Some(Ok)`
@@ -272,7 +313,7 @@ impl RedisLink {
         invocation.arg(interval_ms.max(1)).arg(per_minute);
         match self.run(invocation).await? {
             Value::Int(0) => Some(Ok(())),
-            Value::Int(wait_ms) => Some(Err((u64::try_from(wait_ms).unwrap_or(0) + 999) / 1000)),
+            Value::Int(wait_ms) => Some(Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000))),
             _ => None,
         }
     }

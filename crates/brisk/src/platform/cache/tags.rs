@@ -33,3 +33,20 @@ pub fn sales_month(tenant: &TenantId, month: &str) -> String {
 pub fn share_link(code: &str) -> String {
     format!("link:{code}")
 }
+
+/// What a change to products or stock makes stale: the tenant's catalog
+/// pages, the named products' details (and share links), and the
+/// dashboard (low-stock count, top products).
+pub fn products_changed<'a>(
+    tenant: &TenantId,
+    product_ids: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut tags = vec![catalog(tenant), dashboard(tenant)];
+    for id in product_ids {
+        let tag = product(tenant, id);
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
+}

@@ -2,6 +2,7 @@
 //! `(created_at, id)` newest first, and `fields=` selection.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -216,6 +217,40 @@ pub fn list_response<T: Serialize>(
         .map(|item| fields.apply(serde_json::to_value(item).unwrap_or(Value::Null)))
         .collect();
     Json(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response()
+}
+
+/// The bytes of [`list_response`]'s body (for the cache).
+pub fn list_body<T: Serialize>(
+    items: &[T],
+    next_cursor: Option<String>,
+    fields: &Fields,
+) -> ApiResult<Bytes> {
+    let bytes = if fields.0.is_none() {
+        serde_json::to_vec(&ListBody { items, next_cursor })
+    } else {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|item| fields.apply(serde_json::to_value(item).unwrap_or(Value::Null)))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
+    };
+    bytes.map(Bytes::from).map_err(|err| {
+        tracing::error!(error = %err, "a list did not serialize");
+        ApiError::internal()
+    })
+}
+
+/// The bytes of [`object_response`]'s body (for the cache).
+pub fn object_body<T: Serialize>(object: &T, fields: &Fields) -> ApiResult<Bytes> {
+    let bytes = if fields.0.is_none() {
+        serde_json::to_vec(object)
+    } else {
+        serde_json::to_vec(&fields.apply(serde_json::to_value(object).unwrap_or(Value::Null)))
+    };
+    bytes.map(Bytes::from).map_err(|err| {
+        tracing::error!(error = %err, "an object did not serialize");
+        ApiError::internal()
+    })
 }
 
 /// One object, with `fields=` applied.

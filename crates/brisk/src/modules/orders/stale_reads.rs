@@ -1,0 +1,71 @@
+//! The dispatcher's second word on what an order made stale. The node that
+//! placed or moved an order invalidates its products, the catalog pages and
+//! the dashboard right after its commit and fans that out; a node that died
+//! between the commit and the fan-out would leave the other nodes stale.
+//! The outbox survives it: this consumer repeats the invalidation, on
+//! every node's behalf, for every order event it is handed.
+
+use serde::Deserialize;
+
+use crate::platform::cache::{Cache, tags};
+use crate::platform::db::Tx;
+use crate::platform::dispatch::{Consumer, Event};
+use crate::platform::jobs::BoxFuture;
+use crate::platform::outbox::topic;
+
+pub struct StaleReads {
+    pub cache: Cache,
+}
+
+/// The part of an order event this needs: the products of its lines.
+#[derive(Deserialize)]
+struct Lines {
+    #[serde(default)]
+    items: Vec<Line>,
+    /// `order.status_changed` carries the order under `order`.
+    order: Option<Box<Lines>>,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    product_id: String,
+}
+
+impl Consumer for StaleReads {
+    fn name(&self) -> &'static str {
+        "order cache invalidation"
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        topic == topic::ORDER_CREATED || topic == topic::ORDER_STATUS_CHANGED
+    }
+
+    fn consume<'a>(
+        &'a self,
+        _tx: &'a mut Tx,
+        _events: &'a [Event],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn after_commit(&self, events: &[Event]) {
+        // One invalidation for the whole batch: a busy shop's 500 events
+        // name the same few products and tenants many times over.
+        let mut stale = std::collections::BTreeSet::new();
+        for event in events {
+            let Ok(lines) = serde_json::from_str::<Lines>(&event.payload) else {
+                continue;
+            };
+            let items = match &lines.order {
+                Some(order) => &order.items,
+                None => &lines.items,
+            };
+            let products = items.iter().map(|line| line.product_id.as_str());
+            stale.extend(tags::products_changed(&event.tenant_id, products));
+        }
+        if !stale.is_empty() {
+            self.cache
+                .invalidate(&stale.into_iter().collect::<Vec<_>>());
+        }
+    }
+}
