@@ -777,6 +777,10 @@ async fn the_backfill_counts_every_order_once_whether_its_events_were_dispatched
             .await
             .unwrap();
     }
+    sqlx::query("DROP INDEX customers_live_count")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 9")
         .execute(&pool)
         .await
