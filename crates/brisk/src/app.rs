@@ -131,6 +131,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(modules::admin::router())
         .merge(modules::webhooks::router())
         .merge(modules::links::router())
+        .merge(modules::dashboard::router())
         .split_for_parts()
 }
 

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod crm;
+pub mod dashboard;
 pub mod inventory;
 pub mod links;
 pub mod notifications;
@@ -39,6 +40,7 @@ pub fn consumers(state: &AppState) -> Vec<Arc<dyn Consumer>> {
         }),
     ];
     consumers.extend(notifications::consumers(state));
+    consumers.push(dashboard::consumer(state));
     consumers
 }
 

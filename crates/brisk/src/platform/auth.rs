@@ -67,7 +67,7 @@ impl Role {
         use Action::*;
         match self {
             Role::Owner | Role::Admin => true,
-            Role::Sales => matches!(action, WriteCustomers | WriteSales),
+            Role::Sales => matches!(action, WriteCustomers | WriteSales | ReadReports),
             Role::Warehouse => matches!(action, WriteCatalog | ShipOrders),
             Role::Viewer => false,
         }
@@ -88,6 +88,8 @@ pub enum Action {
     ManageWebhooks,
     /// Listing and retrying background jobs.
     ManageJobs,
+    /// Reading reports (sales, costs and margins).
+    ReadReports,
 }
 
 /// The caller, from a verified access token.

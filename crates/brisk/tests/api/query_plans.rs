@@ -60,7 +60,7 @@ async fn explain(
 }
 
 #[tokio::test]
-async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
+async fn every_read_of_customers_catalog_inventory_pricing_and_the_dashboard_uses_an_index() {
     let log = SqlLog::default();
     let s = start_with(|c| c.sql_log = Some(log.clone())).await;
     let backend = if is_postgres() {
@@ -157,6 +157,9 @@ async fn every_read_of_customers_catalog_inventory_and_pricing_uses_an_index() {
         format!("/api/v1/customers/{c}"),
         "/api/v1/users".to_owned(),
         "/api/v1/me".to_owned(),
+        "/api/v1/dashboard".to_owned(),
+        "/api/v1/reports/sales?from=2025-01-01&to=2025-12-31".to_owned(),
+        "/api/v1/reports/sales?from=2016-01-01&to=2025-12-31&group_by=month".to_owned(),
     ];
     for path in &reads {
         let r = s.get(path, t).await;

@@ -22,18 +22,22 @@
 //!   the search-name backfill.
 //! - `variants`: adding and changing variants, and [`variants_for_sale`],
 //!   what pricing and orders read of them.
+//! - `low_stock`: [`low_stock_count`], the dashboard's count of active
+//!   variants of active products at or below their reorder level.
 //! - `error`: [`CatalogError`], and the only mapping of it to HTTP.
 //!
 //! Calls only `inventory` (initial stock movements, `MAX_STOCK`).
 
 mod categories;
 mod error;
+mod low_stock;
 mod model;
 mod products;
 mod routes;
 mod variants;
 
 pub use error::CatalogError;
+pub use low_stock::low_stock_count;
 pub use model::{Image, PublicProduct, Tier, Variant};
 pub use products::{backfill_search, product_exists, public_product};
 pub use routes::router;

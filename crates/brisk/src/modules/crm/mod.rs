@@ -14,15 +14,17 @@
 //! Stored tags that do not parse are [`CrmError::CorruptData`], never an
 //! empty list. Other modules reach customers only through
 //! [`customer_discount`] (a customer's standing discount, for pricing) and
-//! [`contacts`] (e-mail addresses, for notifications); CRM calls no other
-//! module. Failures are
+//! [`contacts`] (e-mail addresses, for notifications) and
+//! [`customer_counts`] (for the dashboard); CRM calls no other module. Failures are
 //! [`CrmError`]s; `error.rs` alone maps them to HTTP.
 
 pub mod contacts;
+mod counts;
 mod error;
 mod routes;
 mod store;
 
+pub use counts::{CustomerCounts, customer_counts};
 pub use error::CrmError;
 pub use routes::router;
 pub use store::{CustomerRef, backfill_search, customer_discount};

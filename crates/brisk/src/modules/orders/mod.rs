@@ -13,13 +13,16 @@
 //! of two racing moves exactly one wins, and every move publishes
 //! `order.status_changed` ([`OrderStatusChanged`]: the move and the order
 //! after it) in its transaction. Cancelling puts the stock back and refunds
-//! a wallet payment in the same transaction. The store fails with
+//! a wallet payment in the same transaction. [`sale_lines`] gives the sales
+//! aggregates (the `dashboard` module) the figures and costs of many
+//! orders in one statement. The store fails with
 //! [`OrderError`]; `error.rs` alone maps it onto the API's codes.
 
 mod error;
 mod lifecycle;
 mod model;
 mod routes;
+mod sales;
 mod stale_reads;
 mod store;
 
@@ -27,5 +30,6 @@ pub use error::OrderError;
 pub use lifecycle::{OrderStatus, PaymentMethod};
 pub use model::{Order, OrderStatusChanged};
 pub use routes::router;
+pub use sales::{SaleLine, sale_lines};
 pub use stale_reads::StaleReads;
 pub use store::{LinePrices, NewOrder, place_order, place_order_in};

@@ -13,15 +13,18 @@
 //! accepting publishes `quotation.accepted` ([`QuotationAccepted`]: the
 //! quotation as read back) in its transaction; conversion marks the
 //! quotation converted and places its order — at the quotation's prices —
-//! in one transaction. The store fails with [`QuoteError`]; `error.rs`
+//! in one transaction. [`quotation_counts`] counts them as the dashboard
+//! shows them. The store fails with [`QuoteError`]; `error.rs`
 //! alone maps it onto the API's codes.
 
+mod counts;
 mod error;
 mod lifecycle;
 mod model;
 mod routes;
 mod store;
 
+pub use counts::{QuotationCounts, quotation_counts};
 pub use error::QuoteError;
 pub use lifecycle::QuotationStatus;
 pub use model::{Quotation, QuotationAccepted};
