@@ -367,8 +367,13 @@ fn spawn_workers(state: &AppState, background: &mut Background, workers: usize) 
 fn spawn_cache_fanout(state: &AppState, background: &mut Background) {
     let the_cache = state.cache.clone();
     if state.db.backend() == db::Backend::Postgres {
-        let (fanout, db) = (the_cache.fanout().clone(), state.db.clone());
-        background.spawn("cache notifier", move |stop| fanout.send_postgres(db, stop));
+        let (fanout, url) = (
+            the_cache.fanout().clone(),
+            state.config.database_url.clone(),
+        );
+        background.spawn("cache notifier", move |stop| {
+            fanout.send_postgres(url, stop)
+        });
         let (listening, url) = (the_cache.clone(), state.config.database_url.clone());
         let node = the_cache.fanout().node().to_owned();
         background.spawn("cache listener", move |stop| {

@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::Cache;
-use crate::platform::db::{Db, sql};
 
 /// A tag that tells the receiving nodes to drop their whole L1.
 pub const CLEAR_ALL: &str = "*";
@@ -71,10 +70,18 @@ impl Fanout {
 
     /// Sends queued invalidations as `NOTIFY brisk_cache` until `stop`,
     /// then sends what is left.
-    pub async fn send_postgres(self, db: Db, mut stop: watch::Receiver<bool>) {
+    ///
+    /// It sends on a connection of its own, not one of the request pool: a
+    /// burst of writes queued for the pool must not hold back the news of
+    /// the writes already committed.
+    pub async fn send_postgres(self, url: String, mut stop: watch::Receiver<bool>) {
         let receiver = self.queue.lock().ok().and_then(|mut q| q.take());
         let Some(mut receiver) = receiver else {
             return;
+        };
+        let mut link = Notifier {
+            url,
+            connection: None,
         };
         loop {
             let first = tokio::select! {
@@ -86,29 +93,63 @@ impl Fanout {
             while let Ok(more) = receiver.try_recv() {
                 tags.extend(more);
             }
-            self.notify(&db, tags).await;
+            link.notify(&self.node, tags).await;
         }
         let mut rest = Vec::new();
         while let Ok(more) = receiver.try_recv() {
             rest.extend(more);
         }
         if !rest.is_empty() {
-            self.notify(&db, rest).await;
+            link.notify(&self.node, rest).await;
+        }
+        if let Some(connection) = link.connection.take() {
+            let _ = sqlx::Connection::close(connection).await;
         }
     }
+}
 
-    async fn notify(&self, db: &Db, mut tags: Vec<String>) {
+/// The notifier's own PostgreSQL connection, opened on first use and again
+/// after it failed.
+struct Notifier {
+    url: String,
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl Notifier {
+    async fn notify(&mut self, node: &str, mut tags: Vec<String>) {
+        use sqlx::Connection;
         tags.sort_unstable();
         tags.dedup();
-        for payload in payloads(&self.node, &tags) {
-            if let Err(err) = sql("SELECT pg_notify('brisk_cache', $1)")
-                .bind(payload)
-                .execute(db.writer())
-                .await
-            {
-                // The dispatcher repeats event-borne invalidations, and a
-                // node whose listener lost its connection clears its L1.
-                tracing::warn!(error = %err, "cache: could not notify other nodes");
+        for payload in payloads(node, &tags) {
+            // One retry on a fresh connection: the old one may have died
+            // since the last message.
+            for attempt in 0..2 {
+                let connection = match self.connection.as_mut() {
+                    Some(connection) => connection,
+                    None => match sqlx::PgConnection::connect(&self.url).await {
+                        Ok(connection) => self.connection.insert(connection),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cache: cannot reach PostgreSQL to notify other nodes");
+                            break;
+                        }
+                    },
+                };
+                let sent = sqlx::query("SELECT pg_notify('brisk_cache', $1)")
+                    .bind(&payload)
+                    .execute(&mut *connection)
+                    .await;
+                match sent {
+                    Ok(_) => break,
+                    Err(err) => {
+                        self.connection = None;
+                        if attempt == 1 {
+                            // The dispatcher repeats event-borne invalidations,
+                            // and a node whose listener lost its connection
+                            // clears its L1.
+                            tracing::warn!(error = %err, "cache: could not notify other nodes");
+                        }
+                    }
+                }
             }
         }
     }
