@@ -72,6 +72,20 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// The same JSON lines on stderr, for commands whose stdout is their answer
+/// (`seed --json`).
+fn init_logging_to_stderr(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
 /// called, not when it is first polled: call it before the server starts, so
 /// a signal that arrives during start-up is still a graceful stop.
@@ -117,7 +131,7 @@ async fn main() -> ExitCode {
             seed,
             json,
         } => {
-            init_logging(&config.log);
+            init_logging_to_stderr(&config.log);
             match seed_database(config, scale, seed).await {
                 Ok(seeded) => {
                     if json {

@@ -332,9 +332,15 @@ async fn seed_small_is_deterministic_per_seed() {
     let (a, _da) = fresh_database_url().await;
     let (b, _db) = fresh_database_url().await;
     let (c, _dc) = fresh_database_url().await;
-    let out_a = seed(&a, 7);
-    let out_b = seed(&b, 7);
-    seed(&c, 8);
+    // Three runs side by side: they share no database.
+    let runs: Vec<_> = [(a.clone(), 7), (b.clone(), 7), (c.clone(), 8)]
+        .into_iter()
+        .map(|(url, n)| std::thread::spawn(move || seed(&url, n)))
+        .collect();
+    let mut outs: Vec<Value> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    outs.pop();
+    let out_b = outs.pop().unwrap();
+    let out_a = outs.pop().unwrap();
     assert_eq!(out_a["counts"], out_b["counts"]);
     assert_eq!(out_a["tenants"][0]["users"], out_b["tenants"][0]["users"]);
     let dump_a = canonical_dump(&a).await;
