@@ -216,20 +216,51 @@ const FIRST: [&str; 16] = [
     "Luis", "Maya", "Nils", "Olga", "Pavel",
 ];
 const LAST: [&str; 16] = [
-    "Adler", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Horvat", "Ivanova",
-    "Jansen", "Kowalski", "Lindqvist", "Moreau", "Novak", "Ortega", "Petrov",
+    "Adler",
+    "Berg",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Horvat",
+    "Ivanova",
+    "Jansen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Ortega",
+    "Petrov",
 ];
 const COMPANY: [&str; 8] = [
-    "Trading", "Supplies", "Retail", "Wholesale", "Logistics", "Store", "Market", "Group",
+    "Trading",
+    "Supplies",
+    "Retail",
+    "Wholesale",
+    "Logistics",
+    "Store",
+    "Market",
+    "Group",
 ];
 const TAGS: [&str; 6] = ["vip", "wholesale", "retail", "newsletter", "eu", "export"];
 const ADJECTIVE: [&str; 12] = [
-    "Classic", "Premium", "Compact", "Rugged", "Eco", "Deluxe", "Smart", "Solid", "Light",
-    "Pro", "Urban", "Vintage",
+    "Classic", "Premium", "Compact", "Rugged", "Eco", "Deluxe", "Smart", "Solid", "Light", "Pro",
+    "Urban", "Vintage",
 ];
 const NOUN: [&str; 12] = [
-    "Chair", "Lamp", "Kettle", "Backpack", "Jacket", "Desk", "Bottle", "Headphones", "Drill",
-    "Blender", "Shelf", "Mug",
+    "Chair",
+    "Lamp",
+    "Kettle",
+    "Backpack",
+    "Jacket",
+    "Desk",
+    "Bottle",
+    "Headphones",
+    "Drill",
+    "Blender",
+    "Shelf",
+    "Mug",
 ];
 const CATEGORIES: [(&str, [&str; 3]); 4] = [
     ("Home", ["Kitchen", "Furniture", "Lighting"]),
@@ -697,7 +728,8 @@ async fn seed_tenant(
     ];
     for target in states {
         for _ in 0..plan.quotations_per_state {
-            let customer = orderable_customers[rng.random_range(0..orderable_customers.len())].clone();
+            let customer =
+                orderable_customers[rng.random_range(0..orderable_customers.len())].clone();
             let mut items: Vec<CartItem> = Vec::new();
             for _ in 0..rng.random_range(1..=3) {
                 let v = sellable[rng.random_range(0..sellable.len())].clone();

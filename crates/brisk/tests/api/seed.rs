@@ -83,8 +83,14 @@ async fn rows(db: &sqlx::AnyPool, query: &str) -> Vec<String> {
 async fn canonical_dump(url: &str) -> BTreeMap<&'static str, Vec<String>> {
     let db = pool(url).await;
     let queries: [(&str, &str); 10] = [
-        ("tenants", "SELECT name, currency FROM tenants ORDER BY name"),
-        ("users", "SELECT email, name, role FROM users ORDER BY email"),
+        (
+            "tenants",
+            "SELECT name, currency FROM tenants ORDER BY name",
+        ),
+        (
+            "users",
+            "SELECT email, name, role FROM users ORDER BY email",
+        ),
         (
             "customers",
             "SELECT name, email, phone, status, discount_bp, tags FROM customers ORDER BY name",
@@ -231,14 +237,26 @@ async fn seed_small_logins_work_counts_match_the_api_and_aggregates_match_the_or
     states.dedup();
     assert_eq!(
         states,
-        ["accepted", "converted", "draft", "expired", "rejected", "sent"]
+        [
+            "accepted",
+            "converted",
+            "draft",
+            "expired",
+            "rejected",
+            "sent"
+        ]
     );
     let statuses = rows(
         &db,
         "SELECT status, payment_method, COUNT(*) FROM orders GROUP BY status, payment_method ORDER BY 1, 2",
     )
     .await;
-    for want in ["cancelled|invoice", "cancelled|wallet", "delivered|wallet", "shipped|invoice"] {
+    for want in [
+        "cancelled|invoice",
+        "cancelled|wallet",
+        "delivered|wallet",
+        "shipped|invoice",
+    ] {
         assert!(
             statuses.iter().any(|r| r.starts_with(want)),
             "{want} in {statuses:?}"
@@ -347,9 +365,15 @@ async fn seed_small_is_deterministic_per_seed() {
     let dump_b = canonical_dump(&b).await;
     for (table, rows) in &dump_a {
         assert!(!rows.is_empty(), "{table} is empty");
-        assert_eq!(rows, &dump_b[table], "{table} differs between two runs of --seed 7");
+        assert_eq!(
+            rows, &dump_b[table],
+            "{table} differs between two runs of --seed 7"
+        );
     }
     let dump_c = canonical_dump(&c).await;
-    assert_ne!(dump_a["orders"], dump_c["orders"], "--seed 8 differs from 7");
+    assert_ne!(
+        dump_a["orders"], dump_c["orders"],
+        "--seed 8 differs from 7"
+    );
     assert_ne!(dump_a["variants"], dump_c["variants"]);
 }

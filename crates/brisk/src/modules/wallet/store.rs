@@ -139,7 +139,16 @@ pub async fn credit(
     reference: Option<&str>,
     claim: Option<Claim>,
 ) -> Result<Credited, WalletError> {
-    credit_at(state, tenant_id, customer_id, amount, reference, claim, now_micros()).await
+    credit_at(
+        state,
+        tenant_id,
+        customer_id,
+        amount,
+        reference,
+        claim,
+        now_micros(),
+    )
+    .await
 }
 
 /// [`credit`] at the caller's clock (`brisk seed` back-dates credits before
