@@ -472,8 +472,10 @@ async fn seed_tenant(
     }
 
     // Products: 1–3 variants (by size or colour), a quantity tier on some,
-    // stock for the whole history (a few kept low and out of the history,
-    // so the low-stock list has something to show).
+    // stock for the history and for load tests after it (a million units
+    // more); one in fifty is a bulk item at or below its reorder level of
+    // 10,000 units, kept out of the history, so the low-stock list has
+    // something to show while load tests can still order it.
     let per_variant_use = (plan.orders as i64 * 10) / (plan.products as i64 * 2).max(1);
     let mut progress = Progress::new("products", plan.products as u64);
     let mut sellable: Vec<String> = Vec::new();
@@ -527,11 +529,11 @@ async fn seed_tenant(
                     price,
                     cost: Some(price * rng.random_range(40..75) / 100),
                     stock: Some(if low {
-                        rng.random_range(0..5)
+                        rng.random_range(2_000..10_000)
                     } else {
-                        per_variant_use * 3 + rng.random_range(100..500)
+                        per_variant_use * 3 + rng.random_range(1_000_000..1_001_000)
                     }),
-                    reorder_level: Some(if low { 10 } else { rng.random_range(0..20) }),
+                    reorder_level: Some(if low { 10_000 } else { rng.random_range(0..20) }),
                     active: Some(true),
                     option_values: option_name.as_ref().map(|o| {
                         std::collections::BTreeMap::from([(o.clone(), value.to_string())])
