@@ -165,7 +165,7 @@ struct Progress {
     label: &'static str,
     total: u64,
     done: u64,
-    next_line: u64,
+    said: Option<u64>,
 }
 
 impl Progress {
@@ -173,7 +173,7 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+                "{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
             ) {
                 bar.set_style(style.progress_chars("=> "));
             }
@@ -185,7 +185,7 @@ impl Progress {
             label,
             total,
             done: 0,
-            next_line: 0,
+            said: None,
         }
     }
 
@@ -194,19 +194,24 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.set_position(self.done),
             None => {
-                if self.done >= self.next_line || self.done == self.total {
-                    eprintln!("seed: {} {}/{}", self.label, self.done, self.total);
-                    self.next_line = self.done + (self.total / 10).max(1);
+                let step = (self.total / 10).max(1);
+                if self.said.is_none_or(|said| self.done >= said + step) {
+                    self.say();
                 }
             }
         }
     }
 
-    fn finish(self) {
-        if let Some(bar) = self.bar {
-            bar.finish();
-        } else if self.done < self.next_line.saturating_sub((self.total / 10).max(1)) {
-            eprintln!("seed: {} {}/{}", self.label, self.done, self.total);
+    fn say(&mut self) {
+        eprintln!("seed: {} {}/{}", self.label, self.done, self.total);
+        self.said = Some(self.done);
+    }
+
+    fn finish(mut self) {
+        match self.bar.take() {
+            Some(bar) => bar.finish(),
+            None if self.said != Some(self.done) => self.say(),
+            None => {}
         }
     }
 }
@@ -814,15 +819,20 @@ async fn dispatch_aggregates(state: &AppState) -> Result<(), SeedError> {
         Duration::from_secs(1),
         Arc::new(Notify::new()),
     );
-    let mut progress = Progress::new("aggregates", 0);
+    let terminal = std::io::stderr().is_terminal();
+    let (mut events, mut said) = (0u64, 0u64);
     loop {
         let n = dispatcher.dispatch_once().await?;
+        events += n as u64;
+        if n == 0 || events >= said + 50_000 {
+            if !terminal || n == 0 {
+                eprintln!("seed: aggregates, {events} events dispatched");
+            }
+            said = events;
+        }
         if n == 0 {
             break;
         }
-        progress.total += n as u64;
-        progress.add(n as u64);
     }
-    progress.finish();
     Ok(())
 }
