@@ -312,6 +312,9 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
                 t.spec
             )));
         }
+        // The command line overrides the file: a threshold on the same
+        // measure of the same requests replaces the file's.
+        thresholds.retain(|old| !(old.metric == t.metric && old.scope == t.scope));
         thresholds.push(t);
     }
     if args.server_pid.is_none() && thresholds.iter().any(|t| t.metric == Metric::RssGrowth) {

@@ -65,7 +65,13 @@ async fn a_short_run_writes_reports_and_a_broken_threshold_fails_it() {
         duration: Some("2s".into()),
         think: Some("0ms".into()),
         token: Some(owner.token.clone()),
-        thresholds: vec!["error_rate<5%".into(), "place order:p99<10s".into()],
+        // The file's own p95 target is for a release build on a quiet
+        // machine; a test on a slow one overrides it.
+        thresholds: vec![
+            "error_rate<5%".into(),
+            "p95<30s".into(),
+            "place order:p99<30s".into(),
+        ],
         quiet: true,
         ..Default::default()
     })
