@@ -1,4 +1,4 @@
-//! The `brisk` command: `serve`, `worker`, `migrate` and `load`.
+//! The `brisk` command: `serve`, `worker`, `migrate`, `seed` and `load`.
 
 use std::process::ExitCode;
 
@@ -43,6 +43,22 @@ enum Command {
     /// report.html. Exit 0 when every threshold holds, 1 when one breaks,
     /// 2 on a usage or connection error.
     Load(Box<brisk_load::LoadArgs>),
+    /// Fill the database with a realistic business (migrates first) and
+    /// print the logins it created; `--json` prints one JSON object instead.
+    Seed {
+        #[command(flatten)]
+        config: Config,
+        /// small: seconds; medium: 100,000 orders, 10,000 products;
+        /// large: 1,000,000 orders, 100,000 products.
+        #[arg(long, value_enum)]
+        scale: brisk::seed::Scale,
+        /// The same seed gives the same business data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object on stdout: tenants with their logins, and counts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(filter: &str) {
@@ -53,6 +69,20 @@ fn init_logging(filter: &str) {
         .flatten_event(true)
         .with_current_span(false)
         .with_env_filter(filter)
+        .init();
+}
+
+/// The same JSON lines on stderr, for commands whose stdout is their answer
+/// (`seed --json`).
+fn init_logging_to_stderr(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .init();
 }
 
@@ -94,6 +124,34 @@ async fn main() -> ExitCode {
             // An https target needs the one rustls provider the binary uses.
             app::install_tls_provider();
             ExitCode::from(brisk_load::run_cli(*args).await)
+        }
+        Command::Seed {
+            config,
+            scale,
+            seed,
+            json,
+        } => {
+            init_logging_to_stderr(&config.log);
+            match seed_database(config, scale, seed).await {
+                Ok(seeded) => {
+                    if json {
+                        match serde_json::to_string(&seeded) {
+                            Ok(text) => println!("{text}"),
+                            Err(err) => {
+                                eprintln!("brisk seed: {err}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    } else {
+                        print_logins(&seeded);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("brisk seed failed: {err}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve { config, demo } => {
             let stop = shutdown_signal();
@@ -168,4 +226,31 @@ async fn demo_login(config: Config) -> Result<(), String> {
         login.password
     );
     Ok(())
+}
+
+async fn seed_database(
+    config: Config,
+    scale: brisk::seed::Scale,
+    seed: u64,
+) -> Result<brisk::seed::Seeded, String> {
+    let state = app::build_state(config).await.map_err(|e| e.to_string())?;
+    let seeded = brisk::seed::run(&state, scale, seed)
+        .await
+        .map_err(|e| e.to_string());
+    state.db.close().await;
+    seeded
+}
+
+fn print_logins(seeded: &brisk::seed::Seeded) {
+    for tenant in &seeded.tenants {
+        println!("Tenant {} ({}). Logins:", tenant.name, tenant.id);
+        for user in &tenant.users {
+            println!("  {:<10} {}  {}", user.role, user.email, user.password);
+        }
+    }
+    println!(
+        "Seeded in {:.1}s: {}",
+        seeded.seconds,
+        serde_json::to_string(&seeded.counts).unwrap_or_default()
+    );
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The unit a source file belongs to: `app`, `main`, `modules` (its root
+/// The unit a source file belongs to: `app`, `main`, `seed`, `modules` (its root
 /// file), `modules::<name>` or `platform::<name>`.
 fn unit_of(relative: &Path) -> Option<String> {
     let parts: Vec<String> = relative
@@ -17,6 +17,8 @@ fn unit_of(relative: &Path) -> Option<String> {
     match parts.as_slice() {
         [single] if single == "lib" => None,
         [single] => Some(single.clone()),
+        // `seed` is a tool above the modules, one unit like `app`.
+        [root, ..] if root == "seed" => Some(root.clone()),
         [root, rest @ ..] if root == "modules" || root == "platform" => match rest {
             [name] if name == "mod" => Some(root.clone()),
             [name, ..] => Some(format!("{root}::{name}")),
@@ -62,7 +64,7 @@ fn referenced_units(code: &str) -> BTreeSet<String> {
         let head = segments.next().unwrap_or("").trim();
         let tail = segments.next().unwrap_or("");
         match head {
-            "app" | "main" => {
+            "app" | "main" | "seed" => {
                 units.insert(head.to_owned());
             }
             "modules" | "platform" => {
@@ -213,7 +215,7 @@ fn platform_never_depends_on_app_or_the_business_modules() {
         .flat_map(|(unit, targets)| {
             targets
                 .iter()
-                .filter(|t| *t == "app" || t.starts_with("modules"))
+                .filter(|t| *t == "app" || *t == "seed" || t.starts_with("modules"))
                 .map(move |t| format!("{unit} → {t}"))
         })
         .collect();
@@ -253,4 +255,19 @@ fn prints_the_dependency_graph() {
             targets.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
+}
+
+#[test]
+fn nothing_but_main_depends_on_the_seed_tool() {
+    let graph = dependency_graph();
+    let users: Vec<&String> = graph
+        .iter()
+        .filter(|(unit, targets)| *unit != "main" && *unit != "seed" && targets.contains("seed"))
+        .map(|(unit, _)| unit)
+        .collect();
+    assert!(users.is_empty(), "these reach the seed tool: {users:?}");
+    assert!(
+        graph.contains_key("seed"),
+        "the seed tool is a unit of the graph"
+    );
 }

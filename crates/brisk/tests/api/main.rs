@@ -27,6 +27,7 @@ mod process;
 mod query_plans;
 mod quotations;
 mod reports;
+mod seed;
 mod share_links;
 mod wallets;
 mod webhooks;

@@ -36,9 +36,14 @@ mod products;
 mod routes;
 mod variants;
 
+pub use categories::create_category;
 pub use error::CatalogError;
 pub use low_stock::low_stock_count;
-pub use model::{Image, PublicProduct, Tier, Variant};
-pub use products::{backfill_search, product_exists, public_product};
+pub use model::{
+    Image, NewCategory, NewProduct, NewVariant, ProductOption, PublicProduct, Tier, Variant,
+};
+pub use products::{
+    backfill_search, create_product, create_product_at, product_exists, public_product,
+};
 pub use routes::router;
 pub use variants::{VariantForSale, variants_for_sale};

@@ -65,7 +65,18 @@ pub async fn create_product(
     tenant_id: &TenantId,
     new: NewProduct,
 ) -> Result<Product, CatalogError> {
-    let now = now_micros();
+    create_product_at(state, tenant_id, new, now_micros()).await
+}
+
+/// [`create_product`] at the caller's clock (`brisk seed` back-dates the
+/// catalog before the order history it seeds, so stock ledgers read in
+/// time order).
+pub async fn create_product_at(
+    state: &AppState,
+    tenant_id: &TenantId,
+    new: NewProduct,
+    now: i64,
+) -> Result<Product, CatalogError> {
     let id = new_id();
     let options: Vec<ProductOption> = new
         .options

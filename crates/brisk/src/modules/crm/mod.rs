@@ -27,4 +27,7 @@ mod store;
 pub use counts::{CustomerCounts, customer_counts};
 pub use error::CrmError;
 pub use routes::router;
-pub use store::{CustomerRef, backfill_search, customer_discount};
+pub use store::{
+    CustomerRef, CustomerStatus, NewCustomer, backfill_search, create as create_customer,
+    customer_discount,
+};

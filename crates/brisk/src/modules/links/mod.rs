@@ -27,3 +27,4 @@ mod store;
 pub use clicks::{FLUSH_EVERY, flush_until_stopped};
 pub use error::LinkError;
 pub use routes::router;
+pub use store::{NewLink, create as create_link};

@@ -32,4 +32,4 @@ pub use model::{Order, OrderStatusChanged};
 pub use routes::router;
 pub use sales::{SaleLine, sale_lines};
 pub use stale_reads::StaleReads;
-pub use store::{LinePrices, NewOrder, place_order, place_order_in};
+pub use store::{LinePrices, NewOrder, change_status_in, place_order, place_order_in};

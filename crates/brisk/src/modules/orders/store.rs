@@ -439,9 +439,27 @@ pub async fn change_status(
     to: OrderStatus,
     note: Option<&str>,
 ) -> Result<Order, OrderError> {
-    let now = now_micros();
     let mut tx = state.db.begin().await?;
-    let row = order_row(&mut *tx, tenant_id, id)
+    let event = change_status_in(state, &mut tx, tenant_id, id, to, note, now_micros()).await?;
+    commit(tx).await?;
+    state.cache.invalidate(&event.order.stale_reads(tenant_id));
+    Ok(event.order)
+}
+
+/// The body of [`change_status`] inside a caller's transaction, at the
+/// caller's clock (`brisk seed` moves back-dated orders with it); the
+/// caller commits and invalidates the event's `stale_reads`.
+pub async fn change_status_in(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    id: &str,
+    to: OrderStatus,
+    note: Option<&str>,
+    now: i64,
+) -> Result<OrderStatusChanged, OrderError> {
+    let tx = &mut *tx;
+    let row = order_row(&mut **tx, tenant_id, id)
         .await?
         .ok_or(OrderError::NotFound)?;
     let from = OrderStatus::parse(&row.status).ok_or_else(|| OrderError::CorruptStatus {
@@ -462,14 +480,14 @@ pub async fn change_status(
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(moved) = moved else {
         return Err(OrderError::InvalidTransition { from, to });
     };
     let moved_at: i64 = sqlx::Row::try_get(&moved, "updated_at")?;
     if to == OrderStatus::Cancelled {
-        let items = items_of_orders(&mut *tx, tenant_id, &[id])
+        let items = items_of_orders(&mut **tx, tenant_id, &[id])
             .await?
             .remove(id)
             .unwrap_or_default();
@@ -481,9 +499,9 @@ pub async fn change_status(
             })
             .collect();
         let ids: Vec<&str> = returns.iter().map(|r| r.variant_id).collect();
-        inventory::lock_variants(&mut tx, state.db.backend(), tenant_id, &ids).await?;
+        inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
         inventory::return_stock(
-            &mut tx,
+            tx,
             tenant_id,
             &StockReturn::for_inventory(&returns),
             id,
@@ -491,10 +509,10 @@ pub async fn change_status(
         )
         .await?;
         if row.payment_method == PaymentMethod::Wallet.as_str() {
-            wallet::refund(&mut tx, tenant_id, &row.customer_id, row.total, id, now).await?;
+            wallet::refund(tx, tenant_id, &row.customer_id, row.total, id, now).await?;
         }
     }
-    insert_history(&mut tx, tenant_id, id, to, note, moved_at).await?;
+    insert_history(tx, tenant_id, id, to, note, moved_at).await?;
     // Read inside the transaction, as the detail would read it after the
     // commit: the event carries the very order the answer shows.
     let event = OrderStatusChanged {
@@ -503,10 +521,10 @@ pub async fn change_status(
         from,
         to,
         note: note.map(str::to_owned),
-        order: order_detail_in(&mut tx, tenant_id, id).await?,
+        order: order_detail_in(tx, tenant_id, id).await?,
     };
     outbox::publish(
-        &mut tx,
+        tx,
         tenant_id,
         topic::ORDER_STATUS_CHANGED,
         &outbox::aggregate("order", &event.order.id),
@@ -514,7 +532,5 @@ pub async fn change_status(
         now,
     )
     .await?;
-    commit(tx).await?;
-    state.cache.invalidate(&event.order.stale_reads(tenant_id));
-    Ok(event.order)
+    Ok(event)
 }

@@ -29,3 +29,4 @@ pub use error::QuoteError;
 pub use lifecycle::QuotationStatus;
 pub use model::{Quotation, QuotationAccepted};
 pub use routes::router;
+pub use store::{QuotationInput, convert, create as create_quotation, transition};

@@ -17,4 +17,4 @@ mod store;
 
 pub use error::TenancyError;
 pub use routes::router;
-pub use store::{DemoLogin, create_demo_tenant, currency};
+pub use store::{DemoLogin, NewTenant, create_demo_tenant, create_tenant, create_user, currency};

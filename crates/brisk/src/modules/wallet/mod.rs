@@ -18,4 +18,4 @@ mod store;
 pub use error::WalletError;
 pub use model::Credited;
 pub use routes::router;
-pub use store::{debit, refund};
+pub use store::{credit, credit_at, debit, refund};

@@ -139,7 +139,29 @@ pub async fn credit(
     reference: Option<&str>,
     claim: Option<Claim>,
 ) -> Result<Credited, WalletError> {
-    let now = now_micros();
+    credit_at(
+        state,
+        tenant_id,
+        customer_id,
+        amount,
+        reference,
+        claim,
+        now_micros(),
+    )
+    .await
+}
+
+/// [`credit`] at the caller's clock (`brisk seed` back-dates credits before
+/// the wallet-paid orders it seeds, so the ledger reads in time order).
+pub async fn credit_at(
+    state: &AppState,
+    tenant_id: &TenantId,
+    customer_id: &str,
+    amount: i64,
+    reference: Option<&str>,
+    claim: Option<Claim>,
+    now: i64,
+) -> Result<Credited, WalletError> {
     let mut tx = state.db.begin().await?;
     let applied = add(&mut tx, tenant_id, customer_id, amount, now).await?;
     let balance = applied.balance_after;
