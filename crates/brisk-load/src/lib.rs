@@ -509,7 +509,11 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
 
     // Report.
     let scenario = &ctx.scenario;
-    let stats = ctx.recorder.stats.lock().expect("stats lock");
+    let stats = ctx
+        .recorder
+        .stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let window = total.as_secs_f64();
     let row_of = |name: &str, method: &str, path: &str, l: &Latency, errors: u64| {
         let count = l.count();
@@ -608,17 +612,12 @@ async fn run_inner(args: &LoadArgs) -> Result<(Report, Vec<String>), Failure> {
         };
         results.push(t.evaluate(actual));
     }
-    let baseline = baseline.map(|b| {
+    let baseline = baseline.zip(args.baseline.as_ref()).map(|(b, path)| {
         report::compare(
             &b,
             &requests,
             &totals,
-            &args
-                .baseline
-                .as_ref()
-                .expect("baseline path")
-                .display()
-                .to_string(),
+            &path.display().to_string(),
             tolerance,
         )
     });

@@ -124,7 +124,10 @@ impl Recorder {
         error: Option<(u16, String)>,
     ) {
         let sec = self.second_of(done);
-        let mut stats = self.stats.lock().expect("stats lock");
+        let mut stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let failed = error.is_some();
         if let Some((status, code)) = error {
             let name = stats.types[type_index].name.clone();
@@ -147,14 +150,20 @@ impl Recorder {
 
     pub fn dropped(&self, at: Instant) {
         let sec = self.second_of(at);
-        let mut stats = self.stats.lock().expect("stats lock");
+        let mut stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         stats.dropped += 1;
         stats.seconds[sec].dropped += 1;
     }
 
     pub fn observe(&self, at: Instant, active: u64, level: f64) {
         let sec = self.second_of(at);
-        let mut stats = self.stats.lock().expect("stats lock");
+        let mut stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = &mut stats.seconds[sec];
         s.active = s.active.max(active);
         s.level = s.level.max(level);

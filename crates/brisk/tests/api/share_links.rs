@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 fn product_body(name: &str, sku: &str) -> Value {
@@ -49,6 +50,26 @@ fn rfc3339_in(offset: Duration, past: bool) -> String {
 }
 
 /// Polls the link until its `clicks` is `expected` (at most 10 s).
+/// Sends `body` as JSON without checking that it is JSON.
+async fn malformed(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: &'static str,
+) -> Resp {
+    let sent = s
+        .client
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent");
+    TestServer::read(sent).await
+}
+
 async fn wait_for_clicks(s: &TestServer, o: &Session, id: &str, expected: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -506,18 +527,15 @@ async fn bad_input_is_refused_with_the_documented_errors_and_changes_nothing() {
         named.sort();
         assert_eq!(named, fields, "{body}: {}", r.body);
     }
-    let malformed = s
-        .client
-        .post(format!("{}/api/v1/share-links", s.base))
-        .bearer_auth(&o.token)
-        .header("content-type", "application/json")
-        .body("{\"product_id\": ")
-        .send()
-        .await
-        .unwrap();
-    TestServer::read(malformed)
-        .await
-        .assert_problem(400, "bad_request");
+    malformed(
+        &s,
+        Method::POST,
+        "/api/v1/share-links",
+        &o.token,
+        "{\"product_id\": ",
+    )
+    .await
+    .assert_problem(400, "bad_request");
     assert_eq!(
         s.get("/api/v1/share-links", &o.token).await.body["items"],
         json!([])
@@ -538,18 +556,15 @@ async fn bad_input_is_refused_with_the_documented_errors_and_changes_nothing() {
         r.assert_problem(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{body}: {}", r.body);
     }
-    let malformed = s
-        .client
-        .patch(format!("{}/api/v1/share-links/{id}", s.base))
-        .bearer_auth(&o.token)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .unwrap();
-    TestServer::read(malformed)
-        .await
-        .assert_problem(400, "bad_request");
+    malformed(
+        &s,
+        Method::PATCH,
+        &format!("/api/v1/share-links/{id}"),
+        &o.token,
+        "{",
+    )
+    .await
+    .assert_problem(400, "bad_request");
     let after = s.get(&format!("/api/v1/share-links/{id}"), &o.token).await;
     assert_eq!(after.body, l);
     assert_eq!(s.get_anon(l["url"].as_str().unwrap()).await.status, 200);

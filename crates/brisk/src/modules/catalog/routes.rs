@@ -17,26 +17,13 @@ use super::{categories, products, variants};
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
-use crate::platform::http::extract::{ApiJson, ApiQuery, parse_bool, parse_i64};
+use crate::platform::http::extract::{
+    ApiJson, ApiQuery, parse_bool, parse_i64, refusal_unless_missing,
+};
 use crate::platform::http::list::{
     Fields, FieldsQuery, ListQuery, Page, list_body, object_body, object_response,
 };
 use crate::platform::state::AppState;
-
-/// A body's refusal, unless what it addresses is missing: the 404 outranks
-/// it. `exists` runs only for a refused body, so a good request costs no
-/// extra statement (the store finds a missing target itself).
-async fn refusal_unless_missing<T>(
-    parsed: ApiResult<T>,
-    exists: impl Future<Output = Result<bool, CatalogError>>,
-    missing: CatalogError,
-) -> ApiResult<T> {
-    match parsed {
-        Ok(body) => Ok(body),
-        Err(refusal) if exists.await? => Err(refusal),
-        Err(_) => Err(missing.into()),
-    }
-}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -14,7 +14,7 @@ use super::store::{self, Customer, CustomerChanges, CustomerFilter, CustomerStat
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
-use crate::platform::http::extract::{ApiJson, ApiQuery};
+use crate::platform::http::extract::{ApiJson, ApiQuery, refusal_unless_missing};
 use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
@@ -355,20 +355,12 @@ async fn update_customer(
     body: ApiJson<UpdateCustomerRequest>,
 ) -> ApiResult<Json<Customer>> {
     auth.require(Action::WriteCustomers)?;
-    // 404 outranks 422, but looking the customer up first would cost a
-    // statement on every good request: a bad body checks existence only
-    // when it is about to be refused, and a good one learns it from the
-    // UPDATE itself.
-    let changes = match body.parse().and_then(validate_changes) {
-        Ok(changes) => changes,
-        Err(invalid) => {
-            return Err(if store::exists(&state.db, &auth.tenant_id, &id).await? {
-                invalid
-            } else {
-                CrmError::CustomerNotFound.into()
-            });
-        }
-    };
+    let changes = refusal_unless_missing(
+        body.parse().and_then(validate_changes),
+        store::exists(&state.db, &auth.tenant_id, &id),
+        CrmError::CustomerNotFound,
+    )
+    .await?;
     let customer = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
     state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
     Ok(Json(customer))

@@ -20,7 +20,7 @@ use crate::modules::catalog;
 use crate::platform::auth::{Action, AuthUser};
 use crate::platform::clock::now_micros;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
-use crate::platform::http::extract::{ApiJson, ApiQuery};
+use crate::platform::http::extract::{ApiJson, ApiQuery, refusal_unless_missing};
 use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
@@ -212,18 +212,12 @@ async fn update_share_link(
     body: ApiJson<UpdateShareLinkRequest>,
 ) -> ApiResult<Json<ShareLink>> {
     auth.require(Action::WriteSales)?;
-    // 404 outranks 422: a bad body checks existence only when it is about
-    // to be refused; a good one learns it from the UPDATE itself.
-    let changes = match body.parse().and_then(validate_changes) {
-        Ok(changes) => changes,
-        Err(invalid) => {
-            return Err(if store::exists(&state.db, &auth.tenant_id, &id).await? {
-                invalid
-            } else {
-                LinkError::LinkNotFound.into()
-            });
-        }
-    };
+    let changes = refusal_unless_missing(
+        body.parse().and_then(validate_changes),
+        store::exists(&state.db, &auth.tenant_id, &id),
+        LinkError::LinkNotFound,
+    )
+    .await?;
     let link = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
     // Committed: every node's `/s/{code}` answers from the new state.
     state

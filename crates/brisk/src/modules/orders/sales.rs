@@ -2,13 +2,11 @@
 //! figures of many orders, of any tenants, in one statement inside the
 //! dispatch transaction.
 
-use sqlx::Row;
-
 use crate::platform::db::{SqlBuilder, Tx};
 use crate::platform::tenant::TenantId;
 
 /// One line of an order, with the order's own figures repeated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SaleLine {
     pub tenant_id: TenantId,
     pub order_id: String,
@@ -47,27 +45,12 @@ pub async fn sale_lines(
             .push(")");
     }
     q.push(
-        ") SELECT o.tenant_id, o.id, o.created_at, o.total, i.product_id, i.product_name, \
+        ") SELECT o.tenant_id, o.id AS order_id, o.created_at, o.total AS order_total, i.product_id, i.product_name, \
          i.quantity, i.line_total, i.unit_cost FROM wanted w \
          JOIN orders o ON o.tenant_id = w.tenant_id AND o.id = w.id \
          JOIN order_items i ON i.tenant_id = o.tenant_id AND i.order_id = o.id \
          ORDER BY o.tenant_id, o.id, i.position",
     );
     q.one_shot();
-    let rows = q.build().fetch_all(&mut **tx).await?;
-    let mut lines = Vec::with_capacity(rows.len());
-    for row in rows {
-        lines.push(SaleLine {
-            tenant_id: row.try_get("tenant_id")?,
-            order_id: row.try_get("id")?,
-            created_at: row.try_get("created_at")?,
-            order_total: row.try_get("total")?,
-            product_id: row.try_get("product_id")?,
-            product_name: row.try_get("product_name")?,
-            quantity: row.try_get("quantity")?,
-            line_total: row.try_get("line_total")?,
-            unit_cost: row.try_get("unit_cost")?,
-        });
-    }
-    Ok(lines)
+    q.build().fetch_all_as(&mut **tx).await
 }

@@ -33,6 +33,7 @@ mod fanout;
 mod redis;
 pub mod tags;
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,8 +188,8 @@ impl Cache {
         versioned.push('|');
         for tag in tags {
             let version = self.inner.versions.get(tag).map_or(0, |v| v.0);
-            versioned.push_str(&version.to_string());
-            versioned.push(',');
+            // Writing into a String cannot fail.
+            let _ = write!(versioned, "{version},");
         }
         versioned
     }

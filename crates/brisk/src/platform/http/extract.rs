@@ -411,6 +411,22 @@ fn bad_param(name: &str, message: &str) -> ApiError {
 }
 
 /// A `true`/`false` query parameter (400 otherwise).
+/// A body's refusal, unless what the path addresses is missing: the 404
+/// outranks the 422. `exists` runs only for a refused body, so a good
+/// request costs no extra statement (its write finds a missing target by
+/// itself).
+pub async fn refusal_unless_missing<T, E: Into<ApiError>>(
+    parsed: Result<T, ApiError>,
+    exists: impl Future<Output = Result<bool, E>>,
+    missing: E,
+) -> Result<T, ApiError> {
+    match parsed {
+        Ok(body) => Ok(body),
+        Err(refusal) if exists.await.map_err(Into::into)? => Err(refusal),
+        Err(_) => Err(missing.into()),
+    }
+}
+
 pub fn parse_bool(name: &str, value: Option<&str>) -> Result<Option<bool>, ApiError> {
     match value {
         None | Some("") => Ok(None),
