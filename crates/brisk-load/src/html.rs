@@ -55,8 +55,9 @@ fn fmt_num(v: f64) -> String {
 
 /// A line chart over seconds of the run.
 fn line_chart(title: &str, unit: &str, series: &[Series]) -> String {
-    let (w, h) = (720.0, 220.0);
-    let (left, right, top, bottom) = (56.0, 12.0, 26.0, 30.0);
+    // The title on the first line, the legend on the second, then the plot.
+    let (w, h) = (720.0, 240.0);
+    let (left, right, top, bottom) = (56.0, 12.0, 44.0, 30.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
     let x_max = series
@@ -135,10 +136,10 @@ fn line_chart(title: &str, unit: &str, series: &[Series]) -> String {
                 pts.join(" ")
             );
         }
-        let lx = left + pw - 150.0 * (series.len() - i) as f64;
+        let lx = left + 150.0 * i as f64;
         let _ = write!(
             svg,
-            r#"<rect x="{lx:.1}" y="8" width="10" height="10" fill="{c}"/><text x="{tx:.1}" y="17" class="ax">{l}</text>"#,
+            r#"<rect x="{lx:.1}" y="24" width="10" height="10" fill="{c}"/><text x="{tx:.1}" y="33" class="ax">{l}</text>"#,
             c = s.color,
             tx = lx + 14.0,
             l = escape(s.label)

@@ -29,7 +29,7 @@ use crate::platform::http::pipeline::{self, PipelineOptions};
 use crate::platform::idempotency::{self, IdempotencyKeys};
 use crate::platform::jobs::{self, JobRunner, RunnerSettings};
 use crate::platform::ratelimit::{LimitSettings, Limits};
-pub use crate::platform::state::AppState;
+pub use crate::platform::state::{AppState, Shared};
 use crate::platform::tally::Tally;
 
 #[derive(OpenApi)]
@@ -76,7 +76,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         _ => db::setting_or_insert(&db, "jwt_secret", &random_secret()).await?,
     };
     let cache = build_cache(&config, &db)?;
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         cache: cache.clone(),
         idempotency: IdempotencyKeys::new(db.clone(), config.request_timeout()),
         db,
@@ -95,7 +95,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ConnectError> {
         currencies: moka::sync::Cache::new(100_000),
         jobs_wake: Arc::new(Notify::new()),
         share_link_clicks: Tally::new(),
-    })
+    }))
 }
 
 /// The node's cache: L1 always; Redis as L2 with `BRISK_REDIS_URL`; the
@@ -448,6 +448,14 @@ fn spawn_background(state: &AppState) -> Background {
             std::future::ready(())
         },
     );
+    if let Some(handle) = state.metrics.clone() {
+        // The recorder buffers every histogram sample until it is drained;
+        // without a scrape the buffer would grow by every request.
+        background.every("metrics upkeep", Duration::from_secs(5), move || {
+            handle.run_upkeep();
+            std::future::ready(())
+        });
+    }
     let db = state.db.clone();
     background.every("idempotency sweep", Duration::from_secs(3600), move || {
         let db = db.clone();

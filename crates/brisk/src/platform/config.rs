@@ -24,7 +24,7 @@ pub struct Config {
     pub database_replica_urls: Vec<String>,
 
     /// Connections in the PostgreSQL pool (per node). SQLite uses one writer
-    /// connection and this many readers.
+    /// connection and this many readers, at most 4 per core.
     #[arg(long, env = "BRISK_DATABASE_POOL_SIZE", default_value_t = 16)]
     pub database_pool_size: u32,
 

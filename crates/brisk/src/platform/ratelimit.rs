@@ -76,9 +76,20 @@ impl KeyedLimit {
     }
 }
 
-/// The limits one node enforces.
+/// The limits one node enforces. Cheap to clone: every authenticated
+/// request takes a copy.
 #[derive(Clone)]
-pub struct Limits {
+pub struct Limits(Arc<LimitSet>);
+
+impl std::ops::Deref for Limits {
+    type Target = LimitSet;
+    fn deref(&self) -> &LimitSet {
+        &self.0
+    }
+}
+
+/// The limits behind [`Limits`].
+pub struct LimitSet {
     pub tenant_requests: KeyedLimit,
     pub login_by_email: KeyedLimit,
     pub login_by_ip: KeyedLimit,
@@ -97,7 +108,7 @@ pub struct LimitSettings {
 impl Limits {
     /// Limits shared through `redis` when given, else this node's own.
     pub fn new(settings: LimitSettings, redis: Option<RedisLink>) -> Self {
-        Limits {
+        Limits(Arc::new(LimitSet {
             tenant_requests: KeyedLimit::shared(
                 settings.requests_per_minute,
                 "tenant",
@@ -110,7 +121,7 @@ impl Limits {
             ),
             login_by_ip: KeyedLimit::shared(settings.logins_per_minute, "login-ip", redis.clone()),
             public_by_ip: KeyedLimit::shared(settings.public_per_minute, "public-ip", redis),
-        }
+        }))
     }
 
     /// Forgets full buckets, so the key maps stay small; run every minute.

@@ -30,7 +30,10 @@
 //! counts from `crm`, `catalog` and `quotes`). Both are cached whole
 //! (`platform::cache`): the dashboard under its tenant and the UTC date
 //! (a new day or month, and quotations expiring overnight, change the key),
-//! tagged `dashboard(tenant)`; a report under its tenant, range and
+//! tagged `dashboard(tenant)`, read through `Cache::get_or_refresh`: while
+//! orders stream in, one reader recomputes in the background and the
+//! others get bytes whose computation began less than 250 ms ago, instead
+//! of all of them waiting for each recomputation; a report under its tenant, range and
 //! grouping, tagged `sales_month(tenant, m)` for every month it covers.
 //!
 //! **Freshness.** Once a dispatch that touched the aggregates commits, the

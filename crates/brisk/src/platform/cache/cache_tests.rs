@@ -156,3 +156,111 @@ async fn l1_stays_within_its_byte_bound() {
     let (bytes, _) = cache.l1_size();
     assert!(bytes <= 256 * 1024, "{bytes}");
 }
+
+fn bytes_of(text: &'static str) -> Bytes {
+    Bytes::from_static(text.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn within_the_grace_readers_get_recent_bytes_while_one_refresh_runs() {
+    let cache = Cache::local(1 << 20);
+    let grace = Duration::from_secs(3600);
+    let first = cache
+        .get_or_refresh("d", &tags(&["t"]), grace, || async {
+            Ok::<_, String>(bytes_of("1"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.body().as_ref(), b"1");
+    cache.invalidate(&tags(&["t"]));
+
+    // The refresh waits on a gate, so every reader below arrives while it
+    // runs: each gets the recent bytes at once, and only one computes.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..50 {
+        let (gate, runs) = (gate.clone(), runs.clone());
+        let served = cache
+            .get_or_refresh("d", &tags(&["t"]), grace, move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let _open = gate.acquire().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(bytes_of("2"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(served.body().as_ref(), b"1");
+    }
+    gate.add_permits(1);
+    // The refreshed bytes replace the recent ones; a reader meanwhile
+    // would compute "3" only if it had to compute at all.
+    assert_eq!(served_once_refreshed(&cache, grace, "3", b"2").await, b"2");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// Reads "d" (computing `otherwise` if it must) until it is `want`, for at
+/// most 5 s; returns what it last read.
+async fn served_once_refreshed(
+    cache: &Cache,
+    grace: Duration,
+    otherwise: &'static str,
+    want: &[u8],
+) -> Vec<u8> {
+    let mut current = Vec::new();
+    for _ in 0..500 {
+        current = cache
+            .get_or_refresh("d", &tags(&["t"]), grace, move || async move {
+                Ok::<_, String>(bytes_of(otherwise))
+            })
+            .await
+            .unwrap()
+            .body()
+            .to_vec();
+        if current == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    current
+}
+
+#[tokio::test]
+async fn past_the_grace_a_reader_waits_for_the_current_bytes() {
+    let cache = Cache::local(1 << 20);
+    let read = |value: &'static str| {
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_refresh("d", &tags(&["t"]), Duration::ZERO, move || async move {
+                    Ok::<_, String>(bytes_of(value))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(read("1").await.body().as_ref(), b"1");
+    // Not invalidated: the current entry is served, nothing recomputed.
+    assert_eq!(read("2").await.body().as_ref(), b"1");
+    cache.invalidate(&tags(&["t"]));
+    assert_eq!(read("3").await.body().as_ref(), b"3");
+}
+
+#[tokio::test]
+async fn a_failed_refresh_is_not_kept_and_the_next_reader_tries_again() {
+    let cache = Cache::local(1 << 20);
+    let grace = Duration::from_secs(3600);
+    let ok = |v: &'static str| move || async move { Ok::<_, String>(bytes_of(v)) };
+    cache
+        .get_or_refresh("d", &tags(&["t"]), grace, ok("1"))
+        .await
+        .unwrap();
+    cache.invalidate(&tags(&["t"]));
+    let served = cache
+        .get_or_refresh("d", &tags(&["t"]), grace, || async {
+            Err::<Bytes, _>("database away".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(served.body().as_ref(), b"1");
+    // Once the failed refresh has ended, a reader starts another one.
+    assert_eq!(served_once_refreshed(&cache, grace, "2", b"2").await, b"2");
+}

@@ -27,6 +27,14 @@
 //! - **Bounded**: L1 weighs entries by their bytes (`BRISK_CACHE_MB`), and
 //!   every entry also leaves after [`L1_TTL`] as a memory backstop (not a
 //!   freshness rule: invalidation already removed anything stale).
+//! - **Refresh without a stampede, within a stated bound**
+//!   ([`Cache::get_or_refresh`], for reads invalidated many times a second
+//!   such as the dashboard): after an invalidation, one caller recomputes in
+//!   the background while the others get the previous bytes — but only
+//!   bytes whose computation *started* less than the given grace ago. Those
+//!   reflect every write committed before that start, so no write stays
+//!   invisible for longer than the grace; past it, callers wait for the
+//!   fresh bytes as any miss does.
 
 mod encoding;
 mod fanout;
@@ -77,7 +85,16 @@ struct Inner {
     /// read or written for them meanwhile (it may still hold what they
     /// invalidated).
     pending: DashMap<String, u32>,
+    /// For [`Cache::get_or_refresh`]: the newest bytes of each key
+    /// (unversioned) and when their computation started. Entries leave
+    /// after [`RECENT_TTL`], longer than any grace.
+    recent: moka::sync::Cache<String, (Arc<Cached>, Instant)>,
+    /// Keys whose background refresh is running (one at a time per key).
+    refreshing: DashMap<String, ()>,
 }
+
+/// How long [`Inner::recent`] keeps bytes: past any grace a caller asks.
+const RECENT_TTL: Duration = Duration::from_secs(2);
 
 /// How big L1 may grow and where to fan invalidations out.
 #[derive(Clone, Debug)]
@@ -108,6 +125,11 @@ impl Cache {
                 l2,
                 fanout,
                 pending: DashMap::new(),
+                recent: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(RECENT_TTL)
+                    .build(),
+                refreshing: DashMap::new(),
             }),
         }
     }
@@ -146,6 +168,80 @@ impl Cache {
             metrics::counter!("brisk_cache_hits_total", "layer" => "l1").increment(1);
         }
         result.map_err(|shared| (*shared).clone())
+    }
+
+    /// Like [`Cache::get_or_compute`], for keys invalidated so often that
+    /// every reader would otherwise wait for a recomputation: when the
+    /// current bytes are missing but bytes whose computation started less
+    /// than `grace` ago exist, those are returned at once and one
+    /// background task computes the current ones. A write committed before
+    /// the returned bytes' computation started is in them, so a write is
+    /// never invisible for longer than `grace`.
+    pub async fn get_or_refresh<F, Fut, E>(
+        &self,
+        key: &str,
+        tags: &[String],
+        grace: Duration,
+        compute: F,
+    ) -> Result<Arc<Cached>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Bytes, E>> + Send + 'static,
+        E: Clone + Send + Sync + 'static,
+    {
+        let versioned = self.versioned_key(key, tags);
+        if let Some(current) = self.inner.l1.get(&versioned).await {
+            metrics::counter!("brisk_cache_hits_total", "layer" => "l1").increment(1);
+            return Ok(current);
+        }
+        let recent = self
+            .inner
+            .recent
+            .get(key)
+            .filter(|(_, started)| started.elapsed() < grace);
+        let Some((bytes, _)) = recent else {
+            return self.compute_recording(key, tags, compute).await;
+        };
+        metrics::counter!("brisk_cache_hits_total", "layer" => "recent").increment(1);
+        if self.inner.refreshing.insert(key.to_owned(), ()).is_none() {
+            let (cache, key, tags) = (self.clone(), key.to_owned(), tags.to_vec());
+            tokio::spawn(async move {
+                // An error is not kept; the next caller tries again.
+                let _ = cache.compute_recording(&key, &tags, compute).await;
+                cache.inner.refreshing.remove(&key);
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// [`Cache::get_or_compute`], remembering the bytes and when their
+    /// computation started in [`Inner::recent`].
+    async fn compute_recording<F, Fut, E>(
+        &self,
+        key: &str,
+        tags: &[String],
+        compute: F,
+    ) -> Result<Arc<Cached>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+        E: Clone + Send + Sync + 'static,
+    {
+        let mut started = None;
+        let started_here = &mut started;
+        let cached = self
+            .get_or_compute(key, tags, || async move {
+                *started_here = Some(Instant::now());
+                compute().await
+            })
+            .await?;
+        // Only the caller that computed knows when its reads began.
+        if let Some(started) = started {
+            self.inner
+                .recent
+                .insert(key.to_owned(), (cached.clone(), started));
+        }
+        Ok(cached)
     }
 
     /// An L1 miss: L2 if it has a current entry, else the computation
