@@ -264,3 +264,21 @@ async fn a_failed_refresh_is_not_kept_and_the_next_reader_tries_again() {
     // Once the failed refresh has ended, a reader starts another one.
     assert_eq!(served_once_refreshed(&cache, grace, "2", b"2").await, b"2");
 }
+
+#[tokio::test]
+async fn recomputing_after_an_invalidation_drops_the_unreadable_entry() {
+    let cache = Cache::local(1 << 20);
+    for _ in 0..20 {
+        cache
+            .get_or_compute("page", &tags(&["catalog"]), || async {
+                Ok::<_, String>(Bytes::from(vec![b'x'; 1000]))
+            })
+            .await
+            .unwrap();
+        cache.invalidate(&tags(&["catalog"]));
+    }
+    cache.housekeeping().await;
+    // Each round filed the page under a new version and dropped the one
+    // before: only the last round's entry is held.
+    assert_eq!(cache.l1_size().1, 1);
+}

@@ -91,6 +91,10 @@ struct Inner {
     recent: moka::sync::Cache<String, (Arc<Cached>, Instant)>,
     /// Keys whose background refresh is running (one at a time per key).
     refreshing: DashMap<String, ()>,
+    /// Key → the versioned key its newest bytes were filed under in L1
+    /// (see [`Cache::replace_older`]). Pruned by housekeeping of keys whose
+    /// entry has left L1.
+    current: DashMap<String, String>,
 }
 
 /// How long [`Inner::recent`] keeps bytes: past any grace a caller asks.
@@ -130,6 +134,7 @@ impl Cache {
                     .time_to_live(RECENT_TTL)
                     .build(),
                 refreshing: DashMap::new(),
+                current: DashMap::new(),
             }),
         }
     }
@@ -159,15 +164,29 @@ impl Cache {
         let result = self
             .inner
             .l1
-            .try_get_with(versioned, async {
+            .try_get_with(versioned.clone(), async {
                 hit = false;
                 self.fill(key, tags, compute).await.map(Arc::new)
             })
             .await;
         if hit {
             metrics::counter!("brisk_cache_hits_total", "layer" => "l1").increment(1);
+        } else if result.is_ok() {
+            self.replace_older(key, versioned).await;
         }
         result.map_err(|shared| (*shared).clone())
+    }
+
+    /// Drops the entry `key` had under older tag versions, now that
+    /// `versioned` holds its current bytes: an invalidated entry can never
+    /// be read again, and without this it would sit in L1 until evicted.
+    /// Under a stream of writes (every order invalidates the catalog) such
+    /// entries filled L1 to its bound (64 MiB of unreadable bytes measured).
+    async fn replace_older(&self, key: &str, versioned: String) {
+        let older = self.inner.current.insert(key.to_owned(), versioned.clone());
+        if let Some(older) = older.filter(|older| *older != versioned) {
+            self.inner.l1.invalidate(&older).await;
+        }
     }
 
     /// Like [`Cache::get_or_compute`], for keys invalidated so often that
@@ -362,6 +381,7 @@ impl Cache {
         // A new version for every known tag is not enough (a tag first
         // invalidated while we were away is unknown here), so drop all.
         self.inner.l1.invalidate_all();
+        self.inner.current.clear();
         metrics::counter!("brisk_cache_clears_total").increment(1);
     }
 
@@ -373,6 +393,10 @@ impl Cache {
             .versions
             .retain(|_, (_, at)| now.duration_since(*at) < TAG_MEMORY);
         self.inner.l1.run_pending_tasks().await;
+        let l1 = &self.inner.l1;
+        self.inner
+            .current
+            .retain(|_, versioned| l1.contains_key(versioned.as_str()));
     }
 
     /// Whether L2 answers (for readiness): `None` without Redis.
