@@ -7,7 +7,12 @@
 //! payments with a conditional atomic update, and writes the order, its
 //! items, its first history entry, the stock movements, the wallet entry
 //! and an `order.created` outbox event — all or nothing, in the same number
-//! of statements for 1 item as for 500. The lifecycle ([`OrderStatus`]) is
+//! of statements for 1 item as for 500. The reads (customer, variants,
+//! prices) come first with no lock held; the contended rows (the variants'
+//! stock, then the tenant's order counter) are locked last, and on
+//! PostgreSQL the counter, the order, its items and its first history
+//! entry are one statement, so the counter's lock lasts that statement,
+//! the outbox insert and the commit. The lifecycle ([`OrderStatus`]) is
 //! `placed → paid → shipped → delivered`, `placed | paid → cancelled`; a
 //! status moves only from the state it was read in (conditional update), so
 //! of two racing moves exactly one wins, and every move publishes

@@ -7,10 +7,11 @@ use sqlx::{Any, Executor};
 use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
+use crate::modules::pricing::engine::Totals;
 use crate::modules::pricing::{self, CartItem, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
-use crate::platform::db::{SqlBuilder, Tx, commit, next_number, sql};
+use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql};
 use crate::platform::http::list::{Cursor, Page};
 use crate::platform::idempotency::Claim;
 use crate::platform::outbox::{self, topic};
@@ -97,8 +98,9 @@ pub async fn place_order_in(
     now: i64,
 ) -> Result<Order, OrderError> {
     let order_id = order_id.to_owned();
-    let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
-    inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
+    // Reads first, with no lock held: on PostgreSQL a price change that
+    // commits meanwhile is ordered after this order, which was priced
+    // before it. Stock is checked where it is taken, atomically.
     let customer = crm::customer_discount(&mut **tx, tenant_id, &new.customer_id).await?;
     let variants = pricing::load_variants(&mut **tx, tenant_id, &new.items).await?;
     let customer = customer.ok_or_else(|| pricing::unknown_customer(&new.items, &variants))?;
@@ -116,6 +118,11 @@ pub async fn place_order_in(
             field: format!("items[{i}].quantity"),
         })
         .collect();
+    // The contended locks last, held for as few round trips as possible:
+    // concurrent orders of one tenant queue on its variants' rows and on its
+    // order counter, so everything that does not need them came first.
+    let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
+    inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
     inventory::take_stock(tx, tenant_id, &lines, &order_id, now).await?;
     if new.payment_method == PaymentMethod::Wallet {
         wallet::debit(
@@ -130,63 +137,21 @@ pub async fn place_order_in(
     }
     let status = new.payment_method.initial_status();
     let items = items_of(&order_id, &cart.lines);
-    let mut q = SqlBuilder::new(
-        "INSERT INTO order_items (tenant_id, order_id, position, variant_id, product_id, product_name, sku, quantity, \
-         unit_price, unit_cost, discount, line_total) VALUES ",
-    );
-    for (i, (item, line)) in items.iter().zip(&cart.lines).enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push("(")
-            .bind(tenant_id)
-            .push(", ")
-            .bind(order_id.as_str())
-            .push(", ")
-            .bind(i as i64)
-            .push(", ")
-            .bind(item.variant_id.as_str())
-            .push(", ")
-            .bind(item.product_id.as_str())
-            .push(", ")
-            .bind(item.product_name.as_str())
-            .push(", ")
-            .bind(item.sku.as_str())
-            .push(", ")
-            .bind(item.quantity)
-            .push(", ")
-            .bind(item.unit_price)
-            .push(", ")
-            .bind(line.unit_cost)
-            .push(", ")
-            .bind(item.discount)
-            .push(", ")
-            .bind(item.line_total)
-            .push(")");
-    }
-    // The order's own time comes with its number (see next_number); its
-    // movements and ledger entry carry theirs.
-    let (number, created_at) = next_number(tx, tenant_id, "orders", now).await?;
-    let number = order_number(number);
-    sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
-         notes, quotation_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)")
-    .bind(tenant_id)
-    .bind(order_id.as_str())
-    .bind(number.as_str())
-    .bind(new.customer_id.as_str())
-    .bind(status.as_str())
-    .bind(new.payment_method.as_str())
-    .bind(cart.totals.subtotal)
-    .bind(cart.totals.discount_total)
-    .bind(cart.totals.total)
-    .bind(new.notes.clone())
-    .bind(new.quotation_id.clone())
-    .bind(created_at)
-    .execute(&mut **tx)
-    .await?;
-    q.one_shot();
-    q.build().execute(&mut **tx).await?;
-    let history = insert_history(tx, tenant_id, &order_id, status, None, created_at).await?;
+    let row = OrderInsert {
+        tenant_id,
+        order_id: &order_id,
+        new: &new,
+        status,
+        items: &items,
+        lines: &cart.lines,
+        totals: &cart.totals,
+        now,
+    };
+    let (number, history) = match state.db.backend() {
+        Backend::Postgres => insert_numbered_order_pg(tx, &row).await?,
+        Backend::Sqlite => insert_numbered_order(tx, &row).await?,
+    };
+    let created_at = history.created_at;
     let order = Order {
         id: order_id.clone(),
         number,
@@ -213,6 +178,175 @@ pub async fn place_order_in(
     )
     .await?;
     Ok(order)
+}
+
+/// What the order's own rows are made of, once stock and money are taken.
+struct OrderInsert<'a> {
+    tenant_id: &'a TenantId,
+    order_id: &'a str,
+    new: &'a NewOrder,
+    status: OrderStatus,
+    items: &'a [OrderItem],
+    lines: &'a [PricedLine],
+    totals: &'a Totals,
+    now: i64,
+}
+
+const INSERTED_ORDER_COLUMNS: &str = "tenant_id, id, number, customer_id, status, payment_method, subtotal, \
+     discount_total, total, notes, quotation_id, created_at, updated_at";
+
+/// Appends `VALUES`-style rows of the order's items to `q`.
+fn push_items(q: &mut SqlBuilder, row: &OrderInsert<'_>) {
+    for (i, (item, line)) in row.items.iter().zip(row.lines).enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(")
+            .bind(row.tenant_id)
+            .push(", ")
+            .bind(row.order_id)
+            .push(", ")
+            .bind(i as i64)
+            .push(", ")
+            .bind(item.variant_id.as_str())
+            .push(", ")
+            .bind(item.product_id.as_str())
+            .push(", ")
+            .bind(item.product_name.as_str())
+            .push(", ")
+            .bind(item.sku.as_str())
+            .push(", ")
+            .bind(item.quantity)
+            .push(", ")
+            .bind(item.unit_price)
+            .push(", ")
+            .bind(line.unit_cost)
+            .push(", ")
+            .bind(item.discount)
+            .push(", ")
+            .bind(item.line_total)
+            .push(")");
+    }
+}
+
+const INSERTED_ITEM_COLUMNS: &str = "tenant_id, order_id, position, variant_id, product_id, product_name, \
+     sku, quantity, unit_price, unit_cost, discount, line_total";
+
+/// SQLite (one writer, so no lock to hold briefly): the number, then the
+/// order, its items and its first history entry, one statement each.
+async fn insert_numbered_order(
+    tx: &mut Tx,
+    row: &OrderInsert<'_>,
+) -> Result<(String, HistoryEntry), OrderError> {
+    // The order's own time comes with its number (see next_number); its
+    // movements and ledger entry carry theirs.
+    let (number, created_at) = next_number(tx, row.tenant_id, "orders", row.now).await?;
+    let number = order_number(number);
+    let new = row.new;
+    sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
+         notes, quotation_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)")
+    .bind(row.tenant_id)
+    .bind(row.order_id)
+    .bind(number.as_str())
+    .bind(new.customer_id.as_str())
+    .bind(row.status.as_str())
+    .bind(new.payment_method.as_str())
+    .bind(row.totals.subtotal)
+    .bind(row.totals.discount_total)
+    .bind(row.totals.total)
+    .bind(new.notes.clone())
+    .bind(new.quotation_id.clone())
+    .bind(created_at)
+    .execute(&mut **tx)
+    .await?;
+    let mut q = SqlBuilder::new(&format!(
+        "INSERT INTO order_items ({INSERTED_ITEM_COLUMNS}) VALUES "
+    ));
+    push_items(&mut q, row);
+    q.one_shot();
+    q.build().execute(&mut **tx).await?;
+    let history = insert_history(
+        tx,
+        row.tenant_id,
+        row.order_id,
+        row.status,
+        None,
+        created_at,
+    )
+    .await?;
+    Ok((number, history))
+}
+
+/// PostgreSQL: the tenant's order counter, the order, its items and its
+/// first history entry in one statement, so the counter's row lock (every
+/// order of the tenant queues on it) is held for this statement, the
+/// outbox insert and the commit, not for five round trips. Same rows as
+/// [`insert_numbered_order`]: the number formatted like
+/// [`order_number`], the order's time the counter's.
+async fn insert_numbered_order_pg(
+    tx: &mut Tx,
+    row: &OrderInsert<'_>,
+) -> Result<(String, HistoryEntry), OrderError> {
+    let new = row.new;
+    let history_id = new_id();
+    let mut q = SqlBuilder::new(
+        "WITH n AS (INSERT INTO tenant_counters (tenant_id, name, value, last_at) VALUES (",
+    );
+    q.bind(row.tenant_id)
+        .push(", 'orders', 1, ")
+        .bind(row.now)
+        .push(
+            ") ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1, \
+             last_at = CASE WHEN tenant_counters.last_at + 1 > excluded.last_at \
+             THEN tenant_counters.last_at + 1 ELSE excluded.last_at END \
+             RETURNING value, last_at), \
+             numbered AS (SELECT 'SO-' || CASE WHEN value < 1000000 THEN lpad(CAST(value AS TEXT), 6, '0') \
+             ELSE CAST(value AS TEXT) END AS number, last_at FROM n), ",
+        )
+        .push(&format!("o AS (INSERT INTO orders ({INSERTED_ORDER_COLUMNS}) SELECT "))
+        .bind(row.tenant_id)
+        .push(", ")
+        .bind(row.order_id)
+        .push(", number, ")
+        .bind(new.customer_id.as_str())
+        .push(", ")
+        .bind(row.status.as_str())
+        .push(", ")
+        .bind(new.payment_method.as_str())
+        .push(", ")
+        .bind(row.totals.subtotal)
+        .push(", ")
+        .bind(row.totals.discount_total)
+        .push(", ")
+        .bind(row.totals.total)
+        .push(", ")
+        .bind(new.notes.clone())
+        .push(", ")
+        .bind(new.quotation_id.clone())
+        .push(", last_at, last_at FROM numbered RETURNING id), ")
+        .push("h AS (INSERT INTO order_status_history (tenant_id, id, order_id, status, note, created_at) SELECT ")
+        .bind(row.tenant_id)
+        .push(", ")
+        .bind(history_id.as_str())
+        .push(", id, ")
+        .bind(row.status.as_str())
+        .push(", NULL, (SELECT last_at FROM n) FROM o), ")
+        .push(&format!("i AS (INSERT INTO order_items ({INSERTED_ITEM_COLUMNS}) VALUES "));
+    push_items(&mut q, row);
+    q.push(") SELECT number, last_at FROM numbered");
+    q.one_shot();
+    let numbered = q.build().fetch_one(&mut **tx).await?;
+    let number: String = sqlx::Row::try_get(&numbered, "number")?;
+    let created_at: i64 = sqlx::Row::try_get(&numbered, "last_at")?;
+    Ok((
+        number,
+        HistoryEntry {
+            id: history_id,
+            status: row.status.as_str().to_owned(),
+            note: None,
+            created_at,
+        },
+    ))
 }
 
 async fn insert_history(
