@@ -178,7 +178,16 @@ impl Db {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         // A literal, not a bind: SET takes no parameters.
-                        let set = format!("SET statement_timeout = {timeout_ms}");
+                        // Custom plans always: a kept statement otherwise
+                        // switches to a generic plan after five runs, and
+                        // generic plans of Brisk's lookups pick an index on
+                        // (tenant, deleted_at) over the primary key and scan
+                        // every customer of the tenant to find one
+                        // (pg_stat_user_indexes showed 75 rows read per
+                        // lookup on a 100-customer tenant).
+                        let set = format!(
+                            "SET statement_timeout = {timeout_ms}; SET plan_cache_mode = force_custom_plan"
+                        );
                         conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set)))
                             .await?;
                         Ok(())
@@ -658,6 +667,10 @@ pub async fn setting_or_insert(db: &Db, key: &str, value: &str) -> Result<String
     sqlx::Row::try_get(&row, 0)
 }
 
+/// Statements of varying text with at most this many bound values stay in
+/// the per-connection statement cache (see [`SqlBuilder::build`]).
+const KEPT_SHAPE_MAX_BINDS: usize = 100;
+
 /// Assembles a statement with optional parts (list filters), numbering the
 /// placeholders as it goes. Values are always bound, never spliced in.
 #[derive(Debug, Default)]
@@ -733,8 +746,12 @@ impl SqlBuilder {
 
     pub fn build(self) -> Sql {
         let mut q = sql_owned(self.text);
+        // A statement whose text varies with a list is still kept when the
+        // list is short: its few shapes (an order of 1 to 7 lines) recur
+        // all the time, and a kept statement is parsed and planned once per
+        // connection instead of on every run.
+        q.persistent = !self.one_shot || self.args.len() <= KEPT_SHAPE_MAX_BINDS;
         q.args = self.args;
-        q.persistent = !self.one_shot;
         q
     }
 }
