@@ -722,9 +722,9 @@ impl SqlBuilder {
     }
 
     /// Appends `($a, $b, …)` bound to `values`, for `x IN (…)`. Such
-    /// statements vary with the list's length, so they are not kept in the
-    /// per-connection statement cache, where they would push out the
-    /// statements that run all the time.
+    /// statements vary with the list's length, so a long one is not kept
+    /// in the per-connection statement cache, where its many shapes would
+    /// push out the statements that run all the time (see [`Self::build`]).
     pub fn bind_in<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) -> &mut Self {
         self.push("(");
         for (i, v) in values.into_iter().enumerate() {
@@ -738,7 +738,7 @@ impl SqlBuilder {
     }
 
     /// Marks the statement as one whose text varies with its values (a
-    /// `VALUES` list): it is not kept in the statement cache.
+    /// `VALUES` list): kept in the statement cache only while short.
     pub fn one_shot(&mut self) -> &mut Self {
         self.one_shot = true;
         self
