@@ -63,6 +63,12 @@ enum Command {
         /// One JSON object on stdout: tenants with their logins, and counts.
         #[arg(long)]
         json: bool,
+        /// How the order history is written: `api` places and moves every
+        /// order through the API's functions; `replay` replays the same
+        /// timeline by the same rules and writes it in bulk; `auto` replays
+        /// medium and large.
+        #[arg(long, value_enum, default_value = "auto")]
+        history: brisk::seed::History,
     },
 }
 
@@ -135,9 +141,10 @@ async fn main() -> ExitCode {
             scale,
             seed,
             json,
+            history,
         } => {
             init_logging_to_stderr(&config.log);
-            match seed_database(config, scale, seed).await {
+            match seed_database(config, scale, seed, history).await {
                 Ok(seeded) => {
                     if json {
                         match serde_json::to_string(&seeded) {
@@ -237,9 +244,10 @@ async fn seed_database(
     config: Config,
     scale: brisk::seed::Scale,
     seed: u64,
+    history: brisk::seed::History,
 ) -> Result<brisk::seed::Seeded, String> {
     let state = app::build_state(config).await.map_err(|e| e.to_string())?;
-    let seeded = brisk::seed::run(&state, scale, seed)
+    let seeded = brisk::seed::run(&state, scale, seed, history)
         .await
         .map_err(|e| e.to_string());
     state.db.close().await;

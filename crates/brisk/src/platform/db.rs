@@ -786,3 +786,107 @@ pub async fn next_number(
         sqlx::Row::try_get(&row, "last_at")?,
     ))
 }
+
+/// A tenant's counter as [`next_number`] left it: `(value, last_at)`, or
+/// `(0, 0)` before its first number. For a replay of back-dated history
+/// that numbers documents in memory (`brisk seed`).
+pub async fn counter(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    sequence: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    let row = sql("SELECT value, last_at FROM tenant_counters WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(sequence)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => (
+            sqlx::Row::try_get(&r, "value")?,
+            sqlx::Row::try_get(&r, "last_at")?,
+        ),
+        None => (0, 0),
+    })
+}
+
+/// [`next_number`] in memory: the next `(value, last_at)` after `counter`.
+pub fn advance_counter(counter: (i64, i64), now: i64) -> Option<(i64, i64)> {
+    Some((
+        counter.0.checked_add(1)?,
+        counter.1.saturating_add(1).max(now),
+    ))
+}
+
+/// For a bulk writer's transaction: on PostgreSQL, lets the statements the
+/// database runs itself (the foreign-key checks of every inserted row) keep
+/// their cached plans until the transaction ends. Brisk's connections plan
+/// each statement for its values (`plan_cache_mode = force_custom_plan`,
+/// see [`Db::connect`]), and a profile of the seed's replay showed
+/// PostgreSQL spending half its time re-planning those checks. No-op on
+/// SQLite.
+pub async fn reuse_plans_in(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::raw_sql("SET LOCAL plan_cache_mode = auto")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows per [`insert_json_rows`] statement in bulk writers: a few MiB of
+/// JSON, one parse and one plan.
+pub const JSON_ROWS_PER_STATEMENT: usize = 5_000;
+
+/// Inserts `rows` (serialized as a JSON array of objects keyed by column
+/// name) into `table` in one statement, whatever their number: PostgreSQL
+/// reads them with `json_populate_recordset` (the table's own column
+/// types), SQLite with `json_each`. For bulk writers (`brisk seed`'s
+/// replayed history): a multi-row `VALUES` list costs PostgreSQL a parse
+/// and a plan that grow with the row count, this does not. `columns` and
+/// `table` are Brisk's own names, never input.
+pub async fn insert_json_rows<R: serde::Serialize>(
+    tx: &mut Tx,
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    rows: &[R],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let names = columns.join(", ");
+    let text = match backend {
+        Backend::Postgres => format!(
+            "INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, CAST($1 AS json))"
+        ),
+        Backend::Sqlite => format!(
+            "INSERT INTO {table} ({names}) SELECT {} FROM json_each($1)",
+            columns
+                .iter()
+                .map(|c| format!("value ->> '{c}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    sql_owned(text).bind(json).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Stores a replayed counter (see [`counter`]).
+pub async fn set_counter(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    sequence: &str,
+    (value, last_at): (i64, i64),
+) -> Result<(), sqlx::Error> {
+    sql("INSERT INTO tenant_counters (tenant_id, name, value, last_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET value = excluded.value, last_at = excluded.last_at")
+    .bind(tenant_id)
+    .bind(sequence)
+    .bind(value)
+    .bind(last_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

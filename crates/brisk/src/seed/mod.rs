@@ -7,12 +7,13 @@
 //!
 //! Owns no table and no business SQL. Invariants:
 //! - **Only the API's code paths.** Every row is written by the owning
-//!   module's store function (`tenancy::create_tenant`,
+//!   module's functions (`tenancy::create_tenant`,
 //!   `crm::create_customer`, `catalog::create_product_at`,
 //!   `wallet::credit_at`, `orders::place_order_in`,
 //!   `orders::change_status_in`, `quotes::*`, `links::create_link`), so
 //!   prices, stock, ledgers, order numbers, histories and outbox events are
-//!   exactly what the API would have written. There is no bulk insert.
+//!   exactly what the API would have written (the order history's bulk
+//!   writer included: see below).
 //! - **Back-dated history in time order.** The catalog and the wallet
 //!   credits are dated just before the history starts (366 days ago); every
 //!   placement and status move of the history is one timeline entry, and
@@ -29,8 +30,21 @@
 //!   password, SKU, price, cost, stock, quantity, payment method, status
 //!   path and the order of creation (hence order and quotation numbers).
 //!   Ids (UUIDv7), creation times and share-link codes differ per run.
+//! - **The seed's events are gone when it ends.** Once the aggregates have
+//!   consumed them, the seeded events (most of the database's bytes: each
+//!   status change carries its order) are pruned as the dispatcher's
+//!   retention would prune them a week later.
+//! - **The order history, in bulk at medium and large scale**
+//!   (`--history replay`, the default there): `orders::replay_history`
+//!   replays the same timeline in memory by the API's rules and writes it
+//!   with multi-row statements, handing its events to the aggregates'
+//!   consumer directly. `--history api` places and moves every order
+//!   through `place_order_in` and `change_status_in` (the default for
+//!   small); `tests/api/seed.rs` seeds both ways and compares the rows.
 
 use std::io::IsTerminal;
+
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +61,8 @@ use crate::modules::quotes::{self, QuotationInput, QuotationStatus};
 use crate::modules::{dashboard, links, tenancy, wallet};
 use crate::platform::auth::Role;
 use crate::platform::clock::{self, new_id, now_micros};
-use crate::platform::db::commit;
-use crate::platform::dispatch::Dispatcher;
+use crate::platform::db::{Backend, commit};
+use crate::platform::dispatch::{self, Dispatcher};
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
 
@@ -106,6 +120,28 @@ impl Scale {
     }
 }
 
+/// How the order history is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum History {
+    /// `replay` for medium and large, `api` for small.
+    Auto,
+    /// Every placement and move through the API's functions, one by one.
+    Api,
+    /// Replayed in memory by the same rules and written in bulk
+    /// (`orders::replay_history`).
+    Replay,
+}
+
+impl History {
+    fn replays(self, scale: Scale) -> bool {
+        match self {
+            History::Auto => scale != Scale::Small,
+            History::Api => false,
+            History::Replay => true,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Login {
     pub email: String,
@@ -142,6 +178,8 @@ pub struct Seeded {
     pub tenants: Vec<SeededTenant>,
     pub counts: Counts,
     pub seconds: f64,
+    /// How the order history was written: `api` or `replay`.
+    pub history: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,21 +330,62 @@ struct PlannedOrder {
     wallet: bool,
 }
 
+/// The cart of a planned order.
+fn cart_of(o: &PlannedOrder, sellable: &[String]) -> Vec<CartItem> {
+    o.lines
+        .iter()
+        .map(|(v, q)| CartItem {
+            variant_id: sellable[*v].clone(),
+            quantity: *q,
+            unit_price: None,
+        })
+        .collect()
+}
+
+fn payment_of(o: &PlannedOrder) -> PaymentMethod {
+    if o.wallet {
+        PaymentMethod::Wallet
+    } else {
+        PaymentMethod::Invoice
+    }
+}
+
 /// Seeds a database. Deterministic in `seed` (see the module's notes).
-pub async fn run(state: &AppState, scale: Scale, seed: u64) -> Result<Seeded, SeedError> {
+pub async fn run(
+    state: &AppState,
+    scale: Scale,
+    seed: u64,
+    history: History,
+) -> Result<Seeded, SeedError> {
     let started = Instant::now();
     let plan = scale.plan();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts = Counts::default();
     let mut tenants = Vec::new();
     for t in 0..plan.tenants {
-        tenants.push(seed_tenant(state, &plan, &mut rng, seed, t, &mut counts).await?);
+        tenants.push(
+            seed_tenant(
+                state,
+                &plan,
+                &mut rng,
+                seed,
+                t,
+                history.replays(scale),
+                &mut counts,
+            )
+            .await?,
+        );
     }
     dispatch_aggregates(state).await?;
     Ok(Seeded {
         tenants,
         counts,
         seconds: started.elapsed().as_secs_f64(),
+        history: if history.replays(scale) {
+            "replay"
+        } else {
+            "api"
+        },
     })
 }
 
@@ -316,6 +395,7 @@ async fn seed_tenant(
     rng: &mut StdRng,
     seed: u64,
     t: usize,
+    replay: bool,
     counts: &mut Counts,
 ) -> Result<SeededTenant, SeedError> {
     let now = now_micros();
@@ -388,9 +468,18 @@ async fn seed_tenant(
     }
     counts.users += users.len() as u64;
 
+    // Creations that wait on round trips run a few at a time on PostgreSQL;
+    // SQLite has one writer.
+    let concurrency = match state.db.backend() {
+        Backend::Postgres => 4,
+        Backend::Sqlite => 1,
+    };
+
     // Customers: most active, some with a standing discount, tags, e-mail.
+    // Drawn in order, then written a few at a time on PostgreSQL (each
+    // creation is its own transaction and waits on round trips).
     let mut progress = Progress::new("customers", plan.customers as u64);
-    let mut orderable_customers = Vec::new();
+    let mut drawn = Vec::with_capacity(plan.customers);
     for c in 0..plan.customers {
         let first = pick(rng, &FIRST);
         let last = pick(rng, &LAST);
@@ -421,29 +510,39 @@ async fn seed_tenant(
                 tags.push(tag);
             }
         }
-        let customer = crm::create_customer(
-            &state.db,
-            &tenant_id,
-            NewCustomer {
-                name,
-                email,
-                phone: rng
-                    .random_bool(0.5)
-                    .then(|| format!("+1555{:07}", rng.random_range(0..10_000_000))),
-                status,
-                discount_bp,
-                tags,
-                notes: None,
-            },
-        )
-        .await
-        .map_err(step("creating a customer"))?;
+        drawn.push(NewCustomer {
+            name,
+            email,
+            phone: rng
+                .random_bool(0.5)
+                .then(|| format!("+1555{:07}", rng.random_range(0..10_000_000))),
+            status,
+            discount_bp,
+            tags,
+            notes: None,
+        });
+    }
+    let mut orderable_customers = Vec::new();
+    let mut discounts = Vec::new();
+    let tenant = &tenant_id;
+    let mut created = futures_util::stream::iter(drawn.into_iter().map(|new| async move {
+        let status = new.status;
+        let discount_bp = new.discount_bp;
+        crm::create_customer(&state.db, tenant, new)
+            .await
+            .map(|customer| (customer.id, status, discount_bp))
+    }))
+    .buffered(concurrency);
+    while let Some(created) = created.next().await {
+        let (id, status, discount_bp) = created.map_err(step("creating a customer"))?;
         if status == CustomerStatus::Active {
-            orderable_customers.push(customer.id);
+            orderable_customers.push(id);
+            discounts.push(discount_bp);
         }
         counts.customers += 1;
         progress.add(1);
     }
+    drop(created);
     progress.finish();
 
     // Categories.
@@ -485,6 +584,7 @@ async fn seed_tenant(
     let mut progress = Progress::new("products", plan.products as u64);
     let mut sellable: Vec<String> = Vec::new();
     let mut products = Vec::new();
+    let mut drawn = Vec::with_capacity(plan.products);
     for p in 0..plan.products {
         let name = format!("{} {} {}", pick(rng, &ADJECTIVE), pick(rng, &NOUN), p + 1);
         let sku_base = format!("SKU-{:06}", p + 1);
@@ -547,9 +647,8 @@ async fn seed_tenant(
                 }
             })
             .collect();
-        let product = catalog::create_product_at(
-            state,
-            &tenant_id,
+        drawn.push((
+            low,
             NewProduct {
                 name,
                 description: Some(format!("Seeded product number {}.", p + 1)),
@@ -560,10 +659,16 @@ async fn seed_tenant(
                 variants,
                 images: None,
             },
-            setup_at,
-        )
-        .await
-        .map_err(step("creating a product"))?;
+        ));
+    }
+    let mut created = futures_util::stream::iter(drawn.into_iter().map(|(low, new)| async move {
+        catalog::create_product_at(state, tenant, new, setup_at)
+            .await
+            .map(|product| (low, product))
+    }))
+    .buffered(concurrency);
+    while let Some(created) = created.next().await {
+        let (low, product) = created.map_err(step("creating a product"))?;
         let variants = product.variants.clone().unwrap_or_default();
         counts.products += 1;
         counts.variants += variants.len() as u64;
@@ -573,6 +678,7 @@ async fn seed_tenant(
         products.push(product.id);
         progress.add(1);
     }
+    drop(created);
     progress.finish();
     if sellable.is_empty() || orderable_customers.is_empty() {
         return Err(SeedError::Step {
@@ -673,51 +779,90 @@ async fn seed_tenant(
     timeline.sort_by_key(|(at, _)| *at);
     let ids: Vec<String> = (0..plan.orders).map(|_| new_id()).collect();
     let mut progress = Progress::new("orders", plan.orders as u64);
-    for chunk in timeline.chunks(PER_TRANSACTION) {
-        let mut tx = state.db.begin().await?;
-        let mut placed = 0;
-        for &(at, s) in chunk {
-            match s {
-                Step::Place(k) => {
-                    let o = &planned[k];
-                    let new = NewOrder {
-                        customer_id: orderable_customers[o.customer].clone(),
-                        items: o
-                            .lines
-                            .iter()
-                            .map(|(v, q)| CartItem {
-                                variant_id: sellable[*v].clone(),
-                                quantity: *q,
-                                unit_price: None,
-                            })
-                            .collect(),
-                        payment_method: if o.wallet {
-                            PaymentMethod::Wallet
-                        } else {
-                            PaymentMethod::Invoice
-                        },
-                        notes: None,
-                        prices: LinePrices::Engine,
-                        quotation_id: None,
-                    };
-                    orders::place_order_in(state, &mut tx, &tenant_id, &ids[k], new, at)
-                        .await
-                        .map_err(step("placing an order"))?;
-                    counts.orders += 1;
-                    counts.orders_paid_by_wallet += o.wallet as u64;
-                    placed += 1;
-                }
-                Step::Move(k, to) => {
-                    orders::change_status_in(state, &mut tx, &tenant_id, &ids[k], to, None, at)
-                        .await
-                        .map_err(step("moving an order"))?;
-                    counts.status_changes += 1;
-                    counts.orders_cancelled += (to == OrderStatus::Cancelled) as u64;
+    if replay {
+        let past: Vec<orders::PastOrder> = planned
+            .iter()
+            .zip(&ids)
+            .map(|(o, id)| orders::PastOrder {
+                id: id.clone(),
+                customer_id: orderable_customers[o.customer].clone(),
+                discount_bp: discounts[o.customer],
+                items: cart_of(o, &sellable),
+                payment_method: payment_of(o),
+            })
+            .collect();
+        let steps: Vec<(i64, orders::PastStep)> = timeline
+            .iter()
+            .map(|&(at, s)| {
+                (
+                    at,
+                    match s {
+                        Step::Place(k) => orders::PastStep::Place(k),
+                        Step::Move(k, to) => orders::PastStep::Move(k, to),
+                    },
+                )
+            })
+            .collect();
+        let aggregates = dashboard::consumer(state);
+        let events_total = steps.len() as u64;
+        let mut events: Option<Progress> = None;
+        let replayed = orders::replay_history(
+            state,
+            &tenant_id,
+            &past,
+            &steps,
+            aggregates.as_ref(),
+            &mut |what, n| match what {
+                "orders" => progress.add(n),
+                _ => events
+                    .get_or_insert_with(|| Progress::new("aggregates", events_total))
+                    .add(n),
+            },
+        )
+        .await
+        .map_err(step("replaying the order history"))?;
+        if let Some(events) = events {
+            events.finish();
+        }
+        counts.orders += replayed.placed;
+        counts.orders_paid_by_wallet += planned.iter().filter(|o| o.wallet).count() as u64;
+        counts.status_changes += replayed.moved;
+        counts.orders_cancelled += replayed.cancelled;
+    } else {
+        for chunk in timeline.chunks(PER_TRANSACTION) {
+            let mut tx = state.db.begin().await?;
+            let mut placed = 0;
+            for &(at, s) in chunk {
+                match s {
+                    Step::Place(k) => {
+                        let o = &planned[k];
+                        let new = NewOrder {
+                            customer_id: orderable_customers[o.customer].clone(),
+                            items: cart_of(o, &sellable),
+                            payment_method: payment_of(o),
+                            notes: None,
+                            prices: LinePrices::Engine,
+                            quotation_id: None,
+                        };
+                        orders::place_order_in(state, &mut tx, &tenant_id, &ids[k], new, at)
+                            .await
+                            .map_err(step("placing an order"))?;
+                        counts.orders += 1;
+                        counts.orders_paid_by_wallet += o.wallet as u64;
+                        placed += 1;
+                    }
+                    Step::Move(k, to) => {
+                        orders::change_status_in(state, &mut tx, &tenant_id, &ids[k], to, None, at)
+                            .await
+                            .map_err(step("moving an order"))?;
+                        counts.status_changes += 1;
+                        counts.orders_cancelled += (to == OrderStatus::Cancelled) as u64;
+                    }
                 }
             }
+            commit(tx).await?;
+            progress.add(placed);
         }
-        commit(tx).await?;
-        progress.add(placed);
     }
     progress.finish();
 
@@ -834,5 +979,7 @@ async fn dispatch_aggregates(state: &AppState) -> Result<(), SeedError> {
             break;
         }
     }
+    let pruned = dispatch::prune_dispatched(&state.db, now_micros().saturating_add(1)).await?;
+    eprintln!("seed: {pruned} dispatched events pruned");
     Ok(())
 }

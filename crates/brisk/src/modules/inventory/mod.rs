@@ -20,6 +20,6 @@ mod store;
 pub use error::StockError;
 pub use routes::router;
 pub use store::{
-    Applied, MAX_STOCK, Movement, StockTake, lock_variants, record_movements, return_stock,
-    take_stock,
+    Applied, Level, MAX_STOCK, Movement, StockTake, levels, lock_variants, record_movements,
+    record_movements_in_bulk, return_stock, set_levels, take_stock,
 };

@@ -506,3 +506,168 @@ pub async fn return_stock(
         .collect();
     record_movements(tx, tenant_id, &movements).await
 }
+
+/// A variant's stock figures as a replay of back-dated history works on
+/// them (`brisk seed`'s bulk order history): the stock, the level below
+/// which it is low, the time of its last movement and of its last change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+pub struct Level {
+    pub stock: i64,
+    pub reorder_level: i64,
+    pub last_movement_at: i64,
+    pub updated_at: i64,
+}
+
+impl Level {
+    /// What [`take_stock`] (negative `delta`) and [`return_stock`] do to a
+    /// variant, applied in memory at `now`: the same bounds (never below
+    /// zero, never past `i64`), the same times (`updated_at = now`, the
+    /// movement after the previous one). `None` when the update would be
+    /// refused; `crossed_low` when a take moved the stock from above its
+    /// reorder level to at or below it (the API publishes `stock.low`).
+    pub fn apply(&mut self, delta: i64, now: i64) -> Option<(Applied, bool)> {
+        let stock = self.stock.checked_add(delta)?;
+        if stock < 0 {
+            return None;
+        }
+        let crossed_low =
+            delta < 0 && stock <= self.reorder_level && self.stock > self.reorder_level;
+        self.stock = stock;
+        self.updated_at = now;
+        self.last_movement_at = self.last_movement_at.saturating_add(1).max(now);
+        Some((
+            Applied {
+                stock,
+                at: self.last_movement_at,
+            },
+            crossed_low,
+        ))
+    }
+}
+
+/// The [`Level`] of each named variant (one statement; the caller keeps
+/// the list within the bound-value limits).
+pub async fn levels<'c, E>(
+    ex: E,
+    tenant_id: &TenantId,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, Level>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let mut q = SqlBuilder::new(
+        "SELECT id, stock, reorder_level, last_movement_at, updated_at FROM variants WHERE tenant_id = ",
+    );
+    q.bind(tenant_id)
+        .push(" AND id IN ")
+        .bind_in(ids.iter().copied());
+    q.one_shot();
+    let rows: Vec<(String, i64, i64, i64, i64)> = q.build().fetch_all_as(ex).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, stock, reorder_level, last_movement_at, updated_at)| {
+            (
+                id,
+                Level {
+                    stock,
+                    reorder_level,
+                    last_movement_at,
+                    updated_at,
+                },
+            )
+        })
+        .collect())
+}
+
+/// [`record_movements`] for a bulk writer: thousands of rows per statement
+/// ([`crate::platform::db::insert_json_rows`]), each with a new id.
+pub async fn record_movements_in_bulk(
+    tx: &mut Tx,
+    backend: crate::platform::db::Backend,
+    tenant_id: &TenantId,
+    movements: &[Movement],
+) -> Result<(), sqlx::Error> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        tenant_id: &'a str,
+        id: String,
+        variant_id: &'a str,
+        delta: i64,
+        reason: &'a str,
+        stock_after: i64,
+        order_id: Option<&'a str>,
+        created_at: i64,
+    }
+    for chunk in movements.chunks(crate::platform::db::JSON_ROWS_PER_STATEMENT) {
+        let rows: Vec<Row<'_>> = chunk
+            .iter()
+            .map(|m| Row {
+                tenant_id: tenant_id.as_str(),
+                id: new_id(),
+                variant_id: &m.variant_id,
+                delta: m.delta,
+                reason: &m.reason,
+                stock_after: m.stock_after,
+                order_id: m.order_id.as_deref(),
+                created_at: m.at,
+            })
+            .collect();
+        crate::platform::db::insert_json_rows(
+            tx,
+            backend,
+            "stock_movements",
+            &[
+                "tenant_id",
+                "id",
+                "variant_id",
+                "delta",
+                "reason",
+                "stock_after",
+                "order_id",
+                "created_at",
+            ],
+            &rows,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes replayed [`Level`]s back (stock and its times), in statements of
+/// a few hundred variants. Only for a replay that holds the database to
+/// itself (`brisk seed`): it sets figures, it does not apply deltas.
+pub async fn set_levels(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    levels: &[(&str, Level)],
+) -> Result<(), sqlx::Error> {
+    for chunk in levels.chunks(500) {
+        let mut q = SqlBuilder::new("WITH l (vid, stock, moved, changed) AS (VALUES ");
+        for (i, (id, level)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(*id)
+                .push(", ")
+                .bind(level.stock)
+                .push(", ")
+                .bind(level.last_movement_at)
+                .push(", ")
+                .bind(level.updated_at)
+                .push(")");
+        }
+        q.push(
+            ") UPDATE variants SET stock = l.stock, last_movement_at = l.moved, updated_at = l.changed \
+             FROM l WHERE variants.tenant_id = ",
+        )
+        .bind(tenant_id)
+        .push(" AND variants.id = l.vid");
+        q.one_shot();
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}

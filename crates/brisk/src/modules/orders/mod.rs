@@ -20,12 +20,15 @@
 //! after it) in its transaction. Cancelling puts the stock back and refunds
 //! a wallet payment in the same transaction. [`sale_lines`] gives the sales
 //! aggregates (the `dashboard` module) the figures and costs of many
-//! orders in one statement. The store fails with
+//! orders in one statement. [`replay_history`] writes a back-dated history
+//! in bulk for `brisk seed`, by the same rules (see `replay.rs`). The store
+//! fails with
 //! [`OrderError`]; `error.rs` alone maps it onto the API's codes.
 
 mod error;
 mod lifecycle;
 mod model;
+mod replay;
 mod routes;
 mod sales;
 mod stale_reads;
@@ -34,6 +37,7 @@ mod store;
 pub use error::OrderError;
 pub use lifecycle::{OrderStatus, PaymentMethod};
 pub use model::{Order, OrderStatusChanged};
+pub use replay::{PastOrder, PastStep, ReplayCounts, ReplayError, replay_history};
 pub use routes::router;
 pub use sales::{SaleLine, sale_lines};
 pub use stale_reads::StaleReads;

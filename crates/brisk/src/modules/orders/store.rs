@@ -50,7 +50,7 @@ impl<'a> StockReturn<'a> {
     }
 }
 
-fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
+pub(super) fn items_of(order_id: &str, lines: &[PricedLine]) -> Vec<OrderItem> {
     lines
         .iter()
         .map(|l| OrderItem {
@@ -192,7 +192,7 @@ struct OrderInsert<'a> {
     now: i64,
 }
 
-const INSERTED_ORDER_COLUMNS: &str = "tenant_id, id, number, customer_id, status, payment_method, subtotal, \
+pub(super) const INSERTED_ORDER_COLUMNS: &str = "tenant_id, id, number, customer_id, status, payment_method, subtotal, \
      discount_total, total, notes, quotation_id, created_at, updated_at";
 
 /// Appends `VALUES`-style rows of the order's items to `q`.
@@ -229,7 +229,7 @@ fn push_items(q: &mut SqlBuilder, row: &OrderInsert<'_>) {
     }
 }
 
-const INSERTED_ITEM_COLUMNS: &str = "tenant_id, order_id, position, variant_id, product_id, product_name, \
+pub(super) const INSERTED_ITEM_COLUMNS: &str = "tenant_id, order_id, position, variant_id, product_id, product_name, \
      sku, quantity, unit_price, unit_cost, discount, line_total";
 
 /// SQLite (one writer, so no lock to hold briefly): the number, then the

@@ -18,4 +18,6 @@ mod store;
 pub use error::WalletError;
 pub use model::Credited;
 pub use routes::router;
-pub use store::{credit, credit_at, debit, refund};
+pub use store::{
+    Replayed, ReplayedEntry, credit, credit_at, debit, refund, replayed_wallets, write_replayed,
+};

@@ -304,3 +304,204 @@ pub async fn transactions(
         id: t.id.clone(),
     }))
 }
+
+/// A wallet as a replay of back-dated history works on it (`brisk seed`'s
+/// bulk order history): its balance and the time of its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    pub balance: i64,
+    pub updated_at: i64,
+}
+
+/// One ledger entry of a replay, as [`debit`] or [`refund`] would write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedEntry {
+    pub customer_id: String,
+    /// `debit` or `refund`.
+    pub kind: &'static str,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: String,
+    pub at: i64,
+}
+
+impl Replayed {
+    /// [`debit`] in memory at `now`: refused (`None`) when the balance is
+    /// short; an amount of zero writes nothing, as the API's does not.
+    pub fn debit(
+        &mut self,
+        customer_id: &str,
+        amount: i64,
+        order_id: &str,
+        now: i64,
+    ) -> Option<Option<ReplayedEntry>> {
+        if amount == 0 {
+            return Some(None);
+        }
+        if amount < 0 || self.balance < amount {
+            return None;
+        }
+        self.balance -= amount;
+        Some(Some(self.entry(
+            customer_id,
+            "debit",
+            amount,
+            order_id,
+            now,
+        )))
+    }
+
+    /// [`refund`] in memory at `now`: refused (`None`) on overflow.
+    pub fn refund(
+        &mut self,
+        customer_id: &str,
+        amount: i64,
+        order_id: &str,
+        now: i64,
+    ) -> Option<Option<ReplayedEntry>> {
+        if amount == 0 {
+            return Some(None);
+        }
+        if amount < 0 {
+            return None;
+        }
+        self.balance = self.balance.checked_add(amount)?;
+        Some(Some(self.entry(
+            customer_id,
+            "refund",
+            amount,
+            order_id,
+            now,
+        )))
+    }
+
+    fn entry(
+        &mut self,
+        customer_id: &str,
+        kind: &'static str,
+        amount: i64,
+        order_id: &str,
+        now: i64,
+    ) -> ReplayedEntry {
+        self.updated_at = self.updated_at.saturating_add(1).max(now);
+        ReplayedEntry {
+            customer_id: customer_id.to_owned(),
+            kind,
+            amount,
+            balance_after: self.balance,
+            order_id: order_id.to_owned(),
+            at: self.updated_at,
+        }
+    }
+}
+
+/// Every wallet of the tenant, for a replay.
+pub async fn replayed_wallets<'c, E>(
+    ex: E,
+    tenant_id: &TenantId,
+) -> Result<std::collections::HashMap<String, Replayed>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let rows: Vec<(String, i64, i64)> =
+        sql("SELECT customer_id, balance, updated_at FROM wallets WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all_as(ex)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(customer, balance, updated_at)| {
+            (
+                customer,
+                Replayed {
+                    balance,
+                    updated_at,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Writes a replay's ledger entries and the wallets' resulting balances, in
+/// statements of a few hundred rows. Only for a replay that holds the
+/// database to itself (`brisk seed`): it sets balances, it does not apply
+/// amounts.
+pub async fn write_replayed(
+    tx: &mut Tx,
+    backend: crate::platform::db::Backend,
+    tenant_id: &TenantId,
+    entries: &[ReplayedEntry],
+    wallets: &[(&str, Replayed)],
+) -> Result<(), sqlx::Error> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        tenant_id: &'a str,
+        id: String,
+        customer_id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        amount: i64,
+        balance_after: i64,
+        reference: Option<&'a str>,
+        order_id: &'a str,
+        created_at: i64,
+    }
+    for chunk in entries.chunks(crate::platform::db::JSON_ROWS_PER_STATEMENT) {
+        let rows: Vec<Row<'_>> = chunk
+            .iter()
+            .map(|e| Row {
+                tenant_id: tenant_id.as_str(),
+                id: new_id(),
+                customer_id: &e.customer_id,
+                kind: e.kind,
+                amount: e.amount,
+                balance_after: e.balance_after,
+                reference: None,
+                order_id: &e.order_id,
+                created_at: e.at,
+            })
+            .collect();
+        crate::platform::db::insert_json_rows(
+            tx,
+            backend,
+            "wallet_transactions",
+            &[
+                "tenant_id",
+                "id",
+                "customer_id",
+                "type",
+                "amount",
+                "balance_after",
+                "reference",
+                "order_id",
+                "created_at",
+            ],
+            &rows,
+        )
+        .await?;
+    }
+    for chunk in wallets.chunks(500) {
+        let mut q = SqlBuilder::new("WITH w (cid, balance, changed) AS (VALUES ");
+        for (i, (customer, w)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .bind(*customer)
+                .push(", ")
+                .bind(w.balance)
+                .push(", ")
+                .bind(w.updated_at)
+                .push(")");
+        }
+        q.push(
+            ") UPDATE wallets SET balance = w.balance, updated_at = w.changed FROM w \
+             WHERE wallets.tenant_id = ",
+        )
+        .bind(tenant_id)
+        .push(" AND wallets.customer_id = w.cid");
+        q.one_shot();
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
