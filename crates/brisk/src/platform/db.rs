@@ -838,7 +838,8 @@ pub async fn reuse_plans_in(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::E
 pub const JSON_ROWS_PER_STATEMENT: usize = 5_000;
 
 /// Inserts `rows` (serialized as a JSON array of objects keyed by column
-/// name) into `table` in one statement, whatever their number: PostgreSQL
+/// name) into `table`'s `columns` (comma-separated, as the module's own
+/// `INSERT` lists them) in one statement, whatever their number: PostgreSQL
 /// reads them with `json_populate_recordset` (the table's own column
 /// types), SQLite with `json_each`. For bulk writers (`brisk seed`'s
 /// replayed history): a multi-row `VALUES` list costs PostgreSQL a parse
@@ -848,22 +849,22 @@ pub async fn insert_json_rows<R: serde::Serialize>(
     tx: &mut Tx,
     backend: Backend,
     table: &str,
-    columns: &[&str],
+    columns: &str,
     rows: &[R],
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let names = columns.join(", ");
     let text = match backend {
         Backend::Postgres => format!(
-            "INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, CAST($1 AS json))"
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, CAST($1 AS json))"
         ),
         Backend::Sqlite => format!(
-            "INSERT INTO {table} ({names}) SELECT {} FROM json_each($1)",
+            "INSERT INTO {table} ({columns}) SELECT {} FROM json_each($1)",
             columns
-                .iter()
+                .split(',')
+                .map(str::trim)
                 .map(|c| format!("value ->> '{c}'"))
                 .collect::<Vec<_>>()
                 .join(", ")

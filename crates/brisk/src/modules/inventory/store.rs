@@ -121,9 +121,9 @@ pub async fn record_movements(
     if movements.is_empty() {
         return Ok(());
     }
-    let mut q = SqlBuilder::new(
-        "INSERT INTO stock_movements (tenant_id, id, variant_id, delta, reason, stock_after, order_id, created_at) VALUES ",
-    );
+    let mut q = SqlBuilder::new(&format!(
+        "INSERT INTO stock_movements ({MOVEMENT_COLUMNS}) VALUES "
+    ));
     for (i, m) in movements.iter().enumerate() {
         if i > 0 {
             q.push(", ");
@@ -507,10 +507,14 @@ pub async fn return_stock(
     record_movements(tx, tenant_id, &movements).await
 }
 
+/// The columns [`record_movements`] and [`record_movements_in_bulk`] write.
+const MOVEMENT_COLUMNS: &str =
+    "tenant_id, id, variant_id, delta, reason, stock_after, order_id, created_at";
+
 /// A variant's stock figures as a replay of back-dated history works on
 /// them (`brisk seed`'s bulk order history): the stock, the level below
 /// which it is low, the time of its last movement and of its last change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Level {
     pub stock: i64,
     pub reorder_level: i64,
@@ -619,16 +623,7 @@ pub async fn record_movements_in_bulk(
             tx,
             backend,
             "stock_movements",
-            &[
-                "tenant_id",
-                "id",
-                "variant_id",
-                "delta",
-                "reason",
-                "stock_after",
-                "order_id",
-                "created_at",
-            ],
+            MOVEMENT_COLUMNS,
             &rows,
         )
         .await?;

@@ -32,7 +32,9 @@ use std::collections::HashMap;
 use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::{HISTORY_IN_DETAIL, HistoryEntry, Order, OrderStatusChanged, order_number};
-use super::store::{INSERTED_ITEM_COLUMNS, INSERTED_ORDER_COLUMNS, items_of};
+use super::store::{
+    INSERTED_HISTORY_COLUMNS, INSERTED_ITEM_COLUMNS, INSERTED_ORDER_COLUMNS, items_of,
+};
 use crate::modules::catalog::VariantForSale;
 use crate::modules::inventory::{self, Level, Movement};
 use crate::modules::pricing::{self, CartItem};
@@ -400,10 +402,6 @@ struct HistoryRowOut<'a> {
     created_at: i64,
 }
 
-fn columns(list: &str) -> Vec<&str> {
-    list.split(',').map(str::trim).collect()
-}
-
 /// Orders, their items and their histories, thousands of rows per
 /// statement ([`db::insert_json_rows`]).
 async fn write_orders(
@@ -435,14 +433,7 @@ async fn write_orders(
                 }
             })
             .collect();
-        db::insert_json_rows(
-            tx,
-            backend,
-            "orders",
-            &columns(INSERTED_ORDER_COLUMNS),
-            &rows,
-        )
-        .await?;
+        db::insert_json_rows(tx, backend, "orders", INSERTED_ORDER_COLUMNS, &rows).await?;
     }
     let lines: Vec<ItemRowOut<'_>> = placed
         .iter()
@@ -468,14 +459,7 @@ async fn write_orders(
         })
         .collect();
     for chunk in lines.chunks(JSON_ROWS_PER_STATEMENT) {
-        db::insert_json_rows(
-            tx,
-            backend,
-            "order_items",
-            &columns(INSERTED_ITEM_COLUMNS),
-            chunk,
-        )
-        .await?;
+        db::insert_json_rows(tx, backend, "order_items", INSERTED_ITEM_COLUMNS, chunk).await?;
     }
     let entries: Vec<HistoryRowOut<'_>> = placed
         .iter()
@@ -495,14 +479,7 @@ async fn write_orders(
             tx,
             backend,
             "order_status_history",
-            &[
-                "tenant_id",
-                "id",
-                "order_id",
-                "status",
-                "note",
-                "created_at",
-            ],
+            INSERTED_HISTORY_COLUMNS,
             chunk,
         )
         .await?;

@@ -229,6 +229,10 @@ fn push_items(q: &mut SqlBuilder, row: &OrderInsert<'_>) {
     }
 }
 
+/// The columns of a history entry.
+pub(super) const INSERTED_HISTORY_COLUMNS: &str =
+    "tenant_id, id, order_id, status, note, created_at";
+
 pub(super) const INSERTED_ITEM_COLUMNS: &str = "tenant_id, order_id, position, variant_id, product_id, product_name, \
      sku, quantity, unit_price, unit_cost, discount, line_total";
 
@@ -324,7 +328,7 @@ async fn insert_numbered_order_pg(
         .push(", ")
         .bind(new.quotation_id.clone())
         .push(", last_at, last_at FROM numbered RETURNING id), ")
-        .push("h AS (INSERT INTO order_status_history (tenant_id, id, order_id, status, note, created_at) SELECT ")
+        .push(&format!("h AS (INSERT INTO order_status_history ({INSERTED_HISTORY_COLUMNS}) SELECT "))
         .bind(row.tenant_id)
         .push(", ")
         .bind(history_id.as_str())

@@ -327,7 +327,7 @@ pub struct ReplayedEntry {
 
 impl Replayed {
     /// [`debit`] in memory at `now`: refused (`None`) when the balance is
-    /// short; an amount of zero writes nothing, as the API's does not.
+    /// short.
     pub fn debit(
         &mut self,
         customer_id: &str,
@@ -335,20 +335,9 @@ impl Replayed {
         order_id: &str,
         now: i64,
     ) -> Option<Option<ReplayedEntry>> {
-        if amount == 0 {
-            return Some(None);
-        }
-        if amount < 0 || self.balance < amount {
-            return None;
-        }
-        self.balance -= amount;
-        Some(Some(self.entry(
-            customer_id,
-            "debit",
-            amount,
-            order_id,
-            now,
-        )))
+        self.post(customer_id, "debit", amount, order_id, now, |balance| {
+            balance.checked_sub(amount).filter(|after| *after >= 0)
+        })
     }
 
     /// [`refund`] in memory at `now`: refused (`None`) on overflow.
@@ -359,39 +348,39 @@ impl Replayed {
         order_id: &str,
         now: i64,
     ) -> Option<Option<ReplayedEntry>> {
-        if amount == 0 {
-            return Some(None);
-        }
-        if amount < 0 {
-            return None;
-        }
-        self.balance = self.balance.checked_add(amount)?;
-        Some(Some(self.entry(
-            customer_id,
-            "refund",
-            amount,
-            order_id,
-            now,
-        )))
+        self.post(customer_id, "refund", amount, order_id, now, |balance| {
+            balance.checked_add(amount)
+        })
     }
 
-    fn entry(
+    /// An amount of zero writes nothing, as the API's does not; a negative
+    /// one is refused; else `next` gives the balance after (or refuses) and
+    /// the entry's time follows the wallet's previous entry.
+    fn post(
         &mut self,
         customer_id: &str,
         kind: &'static str,
         amount: i64,
         order_id: &str,
         now: i64,
-    ) -> ReplayedEntry {
+        next: impl FnOnce(i64) -> Option<i64>,
+    ) -> Option<Option<ReplayedEntry>> {
+        if amount == 0 {
+            return Some(None);
+        }
+        if amount < 0 {
+            return None;
+        }
+        self.balance = next(self.balance)?;
         self.updated_at = self.updated_at.saturating_add(1).max(now);
-        ReplayedEntry {
+        Some(Some(ReplayedEntry {
             customer_id: customer_id.to_owned(),
             kind,
             amount,
             balance_after: self.balance,
             order_id: order_id.to_owned(),
             at: self.updated_at,
-        }
+        }))
     }
 }
 
@@ -465,17 +454,7 @@ pub async fn write_replayed(
             tx,
             backend,
             "wallet_transactions",
-            &[
-                "tenant_id",
-                "id",
-                "customer_id",
-                "type",
-                "amount",
-                "balance_after",
-                "reference",
-                "order_id",
-                "created_at",
-            ],
+            "tenant_id, id, customer_id, type, amount, balance_after, reference, order_id, created_at",
             &rows,
         )
         .await?;
