@@ -46,6 +46,17 @@ pub struct Config {
     )]
     pub database_statement_timeout_ms: u64,
 
+    /// PostgreSQL: orders of one tenant that arrive while others are being
+    /// written share their transaction and commit (group commit). `false`
+    /// writes each order in its own transaction.
+    #[arg(
+        long,
+        env = "BRISK_DATABASE_GROUP_COMMIT",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub database_group_commit: bool,
+
     /// Token signing secret. When unset, one is generated once and stored in
     /// the database, so every node of a deployment shares it.
     #[arg(long, env = "BRISK_JWT_SECRET", hide_env_values = true)]
@@ -155,6 +166,7 @@ impl Config {
             pool_size: self.database_pool_size,
             acquire_timeout: self.acquire_timeout(),
             statement_timeout_ms: self.database_statement_timeout_ms,
+            group_commit: self.database_group_commit,
         }
     }
 

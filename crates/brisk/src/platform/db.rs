@@ -43,6 +43,9 @@ pub struct DbSettings {
     pub acquire_timeout: Duration,
     /// PostgreSQL `statement_timeout` in milliseconds (0 = none).
     pub statement_timeout_ms: u64,
+    /// PostgreSQL: [`Db::fetch_one_grouped`] shares transactions; `false`
+    /// runs each statement as its own.
+    pub group_commit: bool,
 }
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -90,6 +93,9 @@ struct Inner {
     writer: AnyPool,
     readers: Vec<AnyPool>,
     next_reader: AtomicUsize,
+    /// Started on first use, on the writer (see [`Db::fetch_one_grouped`]);
+    /// `None` when group commit is off.
+    group_commit: Option<std::sync::OnceLock<super::group_commit::GroupCommit>>,
 }
 
 /// How many reader connections SQLite gets: the pool size, at most 4 per
@@ -166,7 +172,7 @@ impl Db {
                     .connect_lazy(&with_sqlite_mode(url, "ro"))?,
             ]
         };
-        Ok(Db::from_pools(Backend::Sqlite, writer, readers))
+        Ok(Db::from_pools(Backend::Sqlite, writer, readers, false))
     }
 
     async fn connect_postgres(url: &str, config: &DbSettings) -> Result<Db, ConnectError> {
@@ -178,16 +184,13 @@ impl Db {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         // A literal, not a bind: SET takes no parameters.
-                        // Custom plans always: a kept statement otherwise
-                        // switches to a generic plan after five runs, and
-                        // generic plans of Brisk's lookups pick an index on
-                        // (tenant, deleted_at) over the primary key and scan
-                        // every customer of the tenant to find one
-                        // (pg_stat_user_indexes showed 75 rows read per
-                        // lookup on a 100-customer tenant).
-                        let set = format!(
-                            "SET statement_timeout = {timeout_ms}; SET plan_cache_mode = force_custom_plan"
-                        );
+                        // Plans stay cached (`plan_cache_mode = auto`):
+                        // forcing a custom plan on every run re-plans every
+                        // foreign-key check PostgreSQL runs inside each
+                        // insert, with the rows still locked. Lookups whose
+                        // generic plan is bad are planned per run instead
+                        // (`Sql::planned_per_run`).
+                        let set = format!("SET statement_timeout = {timeout_ms}");
                         conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(set)))
                             .await?;
                         Ok(())
@@ -205,16 +208,22 @@ impl Db {
         if readers.is_empty() {
             readers.push(writer.clone());
         }
-        Ok(Db::from_pools(Backend::Postgres, writer, readers))
+        Ok(Db::from_pools(
+            Backend::Postgres,
+            writer,
+            readers,
+            config.group_commit,
+        ))
     }
 
-    fn from_pools(backend: Backend, writer: AnyPool, readers: Vec<AnyPool>) -> Db {
+    fn from_pools(backend: Backend, writer: AnyPool, readers: Vec<AnyPool>, group: bool) -> Db {
         Db {
             inner: Arc::new(Inner {
                 backend,
                 writer,
                 readers,
                 next_reader: AtomicUsize::new(0),
+                group_commit: group.then(std::sync::OnceLock::new),
             }),
         }
     }
@@ -232,6 +241,31 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    /// Runs `statement`, a whole transaction in one statement returning one
+    /// row, on the primary, in one transaction with the statements of the
+    /// same `key` (a tenant) that arrive meanwhile: one commit for all of
+    /// them, each still succeeding or failing on its own (see
+    /// `group_commit`). Answers once the row is committed. With group
+    /// commit off, the statement is a transaction of its own.
+    pub async fn fetch_one_grouped(
+        &self,
+        key: &str,
+        statement: Sql,
+    ) -> Result<AnyRow, sqlx::Error> {
+        let Some(group_commit) = &self.inner.group_commit else {
+            let row = statement.fetch_one(&self.inner.writer).await?;
+            note_commit();
+            return Ok(row);
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        group_commit
+            .get_or_init(|| {
+                super::group_commit::GroupCommit::start(&self.inner.writer, cores.max(2))
+            })
+            .fetch_one(key, statement)
+            .await
     }
 
     /// The primary: writes, and reads that must see the latest write.
@@ -485,6 +519,12 @@ static COMMITTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// See [`COMMITTED`].
 pub fn committed() -> &'static tokio::sync::Notify {
     &COMMITTED
+}
+
+/// Tells the waiters of [`committed`] that a statement run outside any
+/// transaction (its own transaction) committed.
+pub fn note_commit() {
+    COMMITTED.notify_waiters();
 }
 
 /// Commits a transaction, counting the COMMIT like any statement.
@@ -815,22 +855,6 @@ pub fn advance_counter(counter: (i64, i64), now: i64) -> Option<(i64, i64)> {
         counter.0.checked_add(1)?,
         counter.1.saturating_add(1).max(now),
     ))
-}
-
-/// For a bulk writer's transaction: on PostgreSQL, lets the statements the
-/// database runs itself (the foreign-key checks of every inserted row) keep
-/// their cached plans until the transaction ends. Brisk's connections plan
-/// each statement for its values (`plan_cache_mode = force_custom_plan`,
-/// see [`Db::connect`]), and a profile of the seed's replay showed
-/// PostgreSQL spending half its time re-planning those checks. No-op on
-/// SQLite.
-pub async fn reuse_plans_in(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
-    if backend == Backend::Postgres {
-        sqlx::raw_sql("SET LOCAL plan_cache_mode = auto")
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Rows per [`insert_json_rows`] statement in bulk writers: a few MiB of

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod group_commit;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;

@@ -981,5 +981,13 @@ async fn dispatch_aggregates(state: &AppState) -> Result<(), SeedError> {
     }
     let pruned = dispatch::prune_dispatched(&state.db, now_micros().saturating_add(1)).await?;
     eprintln!("seed: {pruned} dispatched events pruned");
+    // PostgreSQL plans from statistics its autovacuum refreshes a minute or
+    // so after a bulk load; until then it takes the tables for as small as
+    // they were, and a product lookup would read every product of the
+    // tenant. The seed is a bulk load: refresh them now.
+    if state.db.backend() == crate::platform::db::Backend::Postgres {
+        sqlx::raw_sql("ANALYZE").execute(state.db.writer()).await?;
+        eprintln!("seed: statistics refreshed");
+    }
     Ok(())
 }

@@ -98,6 +98,7 @@ async fn a_transaction_dropped_while_it_begins_leaves_its_connection_out_of_any_
         pool_size: 1,
         acquire_timeout: Duration::from_secs(30),
         statement_timeout_ms: 0,
+        group_commit: true,
     };
     let observer = Db::connect(&settings(url.clone())).await.expect("connects");
     observer.migrate().await.expect("migrates");
@@ -129,4 +130,104 @@ async fn a_transaction_dropped_while_it_begins_leaves_its_connection_out_of_any_
         seen.is_some(),
         "an autocommitted write after a dropped begin is committed, seen by another connection"
     );
+}
+
+/// Group commit (PostgreSQL): statements that arrive while a batch runs
+/// share the next transaction; one that fails gets its own error and the
+/// others are committed without it. A slow statement holds the shard so
+/// that the rest arrive together (if the machine is slower than that, the
+/// batches are smaller, and the answers must be the same).
+#[tokio::test]
+async fn group_commit_answers_each_statement_alone_and_commits_the_rest() {
+    use brisk::platform::group_commit::GroupCommit;
+    if !is_postgres() {
+        return;
+    }
+    sqlx::any::install_default_drivers();
+    let (url, _) = fresh_database_url().await;
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .expect("pool");
+    sqlx::raw_sql("CREATE TABLE grouped (n BIGINT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let group = Arc::new(GroupCommit::start(&pool, 1));
+    let slow = {
+        let group = group.clone();
+        tokio::spawn(async move {
+            group
+                .fetch_one("t", sql("SELECT CAST(pg_sleep(0.5) AS TEXT) AS slept"))
+                .await
+        })
+    };
+    let mut answers = Vec::new();
+    for n in 0..40_i64 {
+        let group = group.clone();
+        // Every 7th divides by zero: an error, not a refusal.
+        let statement = if n % 7 == 3 {
+            sql("INSERT INTO grouped (n) SELECT $1 / 0 RETURNING n")
+        } else {
+            sql("INSERT INTO grouped (n) VALUES ($1) RETURNING n")
+        };
+        answers.push(tokio::spawn(async move {
+            group.fetch_one("t", statement.bind(n)).await
+        }));
+    }
+    slow.await.expect("task").expect("the slow statement");
+    let mut written = Vec::new();
+    for (n, answer) in answers.into_iter().enumerate() {
+        let n = n as i64;
+        match answer.await.expect("task") {
+            Ok(row) => {
+                assert_ne!(n % 7, 3, "{n} should have failed");
+                assert_eq!(sqlx::Row::try_get::<i64, _>(&row, "n").expect("n"), n);
+                written.push(n);
+            }
+            Err(sqlx::Error::Database(e)) => {
+                assert_eq!(n % 7, 3, "{n} failed: {e}");
+                assert_eq!(e.code().as_deref(), Some("22012"), "division by zero");
+            }
+            Err(other) => panic!("{n}: {other}"),
+        }
+    }
+    let stored: Vec<(i64,)> = sqlx::query_as("SELECT n FROM grouped ORDER BY n")
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    let expected: Vec<i64> = (0..40).filter(|n| n % 7 != 3).collect();
+    assert_eq!(written, expected);
+    assert_eq!(
+        stored.into_iter().map(|(n,)| n).collect::<Vec<_>>(),
+        expected
+    );
+}
+
+/// Taking stock must stay a HOT update on PostgreSQL (no new index entry,
+/// no uniqueness check against the row's older versions): no index of
+/// `variants`, key or predicate, reads the columns an order writes.
+#[tokio::test]
+async fn no_index_of_variants_reads_what_an_order_writes() {
+    if !is_postgres() {
+        return;
+    }
+    let s = start().await;
+    let pool = s.raw_database().await;
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(indexname AS TEXT), indexdef FROM pg_indexes WHERE tablename = 'variants'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    assert!(indexes.len() >= 4, "{indexes:?}");
+    for (name, definition) in &indexes {
+        for written in ["stock", "updated_at", "last_movement_at"] {
+            let reads = definition
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word == written);
+            assert!(!reads, "{name} reads {written}: {definition}");
+        }
+    }
 }

@@ -223,3 +223,115 @@ async fn dispatched_events_and_done_jobs_are_pruned_after_seven_days() {
             .unwrap();
     assert_eq!(left, vec![("j-dead".to_owned(),), ("j-young".to_owned(),)]);
 }
+
+/// On PostgreSQL the order's statement assembles the `order.created`
+/// payload around the number and time it hands out; on both backends the
+/// event is the order exactly as the API answered it, whatever the notes
+/// hold (text shaped like the payload's own keys, quotes, backslashes,
+/// non-ASCII), for an invoice and a wallet order.
+#[tokio::test]
+async fn order_created_carries_the_order_as_answered_whatever_its_notes() {
+    let s = start().await;
+    let owner = s.signup("Events Created").await;
+    let t = &owner.token;
+    let p = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Mug \"Deluxe\"", "variants": [
+                {"sku": "MUG-1", "price": 1999, "stock": 100},
+                {"sku": "MUG-2", "price": 2500, "stock": 100}]}),
+        )
+        .await;
+    let variants: Vec<String> = p.body["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    let customer = s
+        .post(
+            "/api/v1/customers",
+            t,
+            json!({"name": "Buyer", "discount_bp": 750}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let credited = s
+        .post(
+            &format!("/api/v1/customers/{customer}/wallet/credits"),
+            t,
+            json!({"amount": 100_000}),
+        )
+        .await;
+    assert_eq!(credited.status, 201, "{}", credited.body);
+    let notes = [
+        None,
+        Some(r#"","number":"","status_history":[{"created_at":"1970-01-01T00:00:00Z"}]"#),
+        Some("\"quoted\", back\\slash, </script> and Zürich ✓"),
+        Some("1970-01-01T00:00:00Z"),
+    ];
+    let mut answered = Vec::new();
+    for (i, note) in notes.iter().enumerate() {
+        let payment = if i % 2 == 0 { "invoice" } else { "wallet" };
+        let o = s
+            .post(
+                "/api/v1/orders",
+                t,
+                json!({"customer_id": customer, "payment_method": payment, "notes": note,
+                       "items": [{"variant_id": variants[0], "quantity": 2},
+                                 {"variant_id": variants[1], "quantity": 1}]}),
+            )
+            .await;
+        assert_eq!(o.status, 201, "{}", o.body);
+        answered.push(o.body);
+    }
+    assert_eq!(s.outbox(&owner.tenant_id, "order.created").await, answered);
+}
+
+/// The SQL function that writes an order's time into its event on
+/// PostgreSQL formats instants exactly as the API does.
+#[tokio::test]
+async fn the_databases_time_format_is_the_apis() {
+    if !is_postgres() {
+        return;
+    }
+    let s = start().await;
+    let pool = s.raw_database().await;
+    let mut instants: Vec<i64> = vec![
+        0,
+        1,
+        10,
+        100_000,
+        120_000,
+        999_999,
+        1_000_000,
+        1_764_680_072_123_456,
+        1_764_680_072_100_000,
+        1_764_680_072_000_001,
+        253_402_300_799_999_999,
+    ];
+    let mut x: i64 = 0x2545_f491;
+    for _ in 0..2_000 {
+        // A fixed xorshift: the same instants every run, spread over 1970–2100.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        instants.push(x.rem_euclid(4_102_444_800_000_000));
+    }
+    for micros in instants {
+        let (formatted,): (String,) = sqlx::query_as("SELECT brisk_rfc3339($1)")
+            .bind(micros)
+            .fetch_one(&pool)
+            .await
+            .expect("formats");
+        assert_eq!(
+            formatted,
+            brisk::platform::clock::rfc3339(micros),
+            "{micros}"
+        );
+    }
+}

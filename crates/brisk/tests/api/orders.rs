@@ -511,6 +511,84 @@ async fn two_hundred_concurrent_orders_for_a_stock_of_50_sell_exactly_50() {
     assert_eq!(numbers.len(), 50);
 }
 
+/// Concurrent orders of one tenant share transactions and commits on
+/// PostgreSQL (group commit); each still stands alone. Accepted orders,
+/// orders refused for stock and orders refused for funds, all at once:
+/// every good one is written whole, numbered without gaps in the order of
+/// their times, and no refused one leaves a trace.
+#[tokio::test]
+async fn refused_orders_do_not_fail_the_orders_committed_with_them() {
+    let s = start().await;
+    let shop = shop(&s, 2, 1_000).await;
+    let t = &shop.owner.token;
+    let (plenty, none) = (&shop.variants[0], &shop.variants[1]);
+    let emptied = s
+        .post(
+            &format!("/api/v1/variants/{none}/stock-adjustments"),
+            t,
+            json!({"delta": -1_000, "reason": "stocktake"}),
+        )
+        .await;
+    assert_eq!(emptied.status, 200, "{}", emptied.body);
+    // 3 wallet orders of 900 (1000 less the customer's 10 %) are funded.
+    credit(&s, t, &shop.customer, 2_700).await;
+    let order = |variant: &str, payment: &str| {
+        json!({"customer_id": shop.customer, "payment_method": payment,
+               "items": [{"variant_id": variant, "quantity": 1}]})
+    };
+    let bodies: Vec<(Value, &str)> = (0..60)
+        .map(|i| match i % 3 {
+            0 => (order(plenty, "invoice"), "created"),
+            1 => (order(none, "invoice"), "out_of_stock"),
+            _ => (order(plenty, "wallet"), "wallet"),
+        })
+        .collect();
+    let answers = futures_util::future::join_all(
+        bodies
+            .iter()
+            .map(|(body, _)| s.post("/api/v1/orders", t, body.clone())),
+    )
+    .await;
+    let (mut invoices, mut paid, mut numbers) = (0, 0, Vec::new());
+    for (answer, (_, kind)) in answers.iter().zip(&bodies) {
+        match (*kind, answer.status) {
+            ("created", 201) => invoices += 1,
+            ("out_of_stock", 409) => assert_eq!(answer.code(), "out_of_stock"),
+            ("wallet", 201) => paid += 1,
+            ("wallet", 409) => assert_eq!(answer.code(), "insufficient_funds"),
+            other => panic!("unexpected {other:?}: {}", answer.body),
+        }
+        if answer.status == 201 {
+            let created_at = answer.body["created_at"].as_str().unwrap().to_owned();
+            numbers.push((
+                answer.body["number"].as_str().unwrap().to_owned(),
+                created_at,
+            ));
+        }
+    }
+    assert_eq!((invoices, paid), (20, 3));
+    numbers.sort();
+    let expected: Vec<String> = (1..=23).map(|n| format!("SO-{n:06}")).collect();
+    assert_eq!(
+        numbers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        numbers.windows(2).all(|w| w[0].1 < w[1].1),
+        "a higher number is a later time: {numbers:?}"
+    );
+    assert_eq!(stock(&s, t, plenty).await, 1_000 - 23);
+    assert_eq!(stock(&s, t, none).await, 0);
+    assert_eq!(balance(&s, t, &shop.customer).await, 0);
+    assert_eq!(count(&s, t, "/api/v1/orders").await, 23);
+    let movements = count(&s, t, &format!("/api/v1/variants/{plenty}/movements")).await;
+    assert_eq!(movements, 1 + 23, "the initial stock and one per order");
+    assert_eq!(
+        s.outbox(&shop.owner.tenant_id, "order.created").await.len(),
+        23
+    );
+}
+
 #[tokio::test]
 async fn fifty_concurrent_wallet_orders_against_ten_orders_of_funds_pay_exactly_ten() {
     let s = start().await;

@@ -15,7 +15,7 @@ pub async fn low_stock_count<'c, E: Executor<'c, Database = Any>>(
 ) -> Result<i64, sqlx::Error> {
     let row = sql("SELECT COUNT(*) AS n FROM variants v \
          JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id \
-         WHERE v.tenant_id = $1 AND v.stock <= v.reorder_level AND v.deleted_at IS NULL \
+         WHERE v.tenant_id = $1 AND v.low AND v.deleted_at IS NULL \
          AND v.active = 1 AND p.active = 1 AND p.deleted_at IS NULL")
     .bind(tenant_id)
     .fetch_one(ex)

@@ -20,6 +20,7 @@ mod store;
 pub use error::StockError;
 pub use routes::router;
 pub use store::{
-    Applied, Level, MAX_STOCK, Movement, StockTake, levels, lock_variants, record_movements,
+    Applied, Level, MAX_STOCK, Movement, STOCK_ENOUGH_PG, STOCK_SHORT_IDS_PG, StockTake, levels,
+    lock_variants, out_of_stock_for, push_stock_check_pg, push_take_stock_pg, record_movements,
     record_movements_in_bulk, return_stock, set_levels, take_stock,
 };

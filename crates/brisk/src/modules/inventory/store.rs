@@ -328,7 +328,7 @@ pub async fn list_stock(
     // Variants carry their product's deletion, so no join is needed.
     q.bind(tenant_id).push(" AND v.deleted_at IS NULL");
     if low_only {
-        q.push(" AND v.stock <= v.reorder_level");
+        q.push(" AND v.low");
     }
     q.after_cursor("v.", page.after.as_ref())
         .push(" ORDER BY v.created_at DESC, v.id DESC LIMIT ")
@@ -449,24 +449,7 @@ pub async fn take_stock(
     let deltas: Vec<(&str, i64)> = lines.iter().map(|l| (l.variant_id, -l.quantity)).collect();
     let (after, lows) = apply_deltas(tx, tenant_id, &deltas, Bound::NotNegative, now).await?;
     if after.len() < lines.len() {
-        let shortages: Vec<FieldError> = lines
-            .iter()
-            .filter(|l| !after.contains_key(l.variant_id))
-            .map(|l| {
-                FieldError::new(
-                    l.field.clone(),
-                    format!(
-                        "variant {} has less than the {} requested",
-                        l.variant_id, l.quantity
-                    ),
-                )
-            })
-            .collect();
-        let detail = match shortages.as_slice() {
-            [one] => one.message.clone(),
-            many => format!("{} lines ask for more than is in stock", many.len()),
-        };
-        return Err(StockError::OutOfStock { detail, shortages });
+        return Err(out_of_stock(lines, |id| !after.contains_key(id)));
     }
     let movements: Vec<Movement> = lines
         .iter()
@@ -478,6 +461,136 @@ pub async fn take_stock(
         .collect();
     publish_low(tx, tenant_id, lows, now).await?;
     record_movements(tx, tenant_id, &movements).await
+}
+
+/// The `out_of_stock` refusal naming each line whose variant `is_short`.
+fn out_of_stock(lines: &[StockTake<'_>], is_short: impl Fn(&str) -> bool) -> StockError {
+    let shortages: Vec<FieldError> = lines
+        .iter()
+        .filter(|l| is_short(l.variant_id))
+        .map(|l| {
+            FieldError::new(
+                l.field.clone(),
+                format!(
+                    "variant {} has less than the {} requested",
+                    l.variant_id, l.quantity
+                ),
+            )
+        })
+        .collect();
+    let detail = match shortages.as_slice() {
+        [one] => one.message.clone(),
+        many => format!("{} lines ask for more than is in stock", many.len()),
+    };
+    StockError::OutOfStock { detail, shortages }
+}
+
+/// PostgreSQL, for a statement that takes an order's stock with the
+/// order's other writes (see the `orders` module): appends to a `WITH`
+/// list `stock_wanted` (the lines), `stock_locked` (their variants, locked
+/// in id order, so two such statements never wait on each other in a
+/// cycle, and read as they are once locked) and `stock_short` (the lines
+/// whose variant is gone or holds less than the line takes). Nothing is
+/// written yet: [`STOCK_ENOUGH_PG`] says whether every line can be taken,
+/// and [`push_take_stock_pg`] takes them once the statement's checks all
+/// passed.
+pub fn push_stock_check_pg(q: &mut SqlBuilder, tenant_id: &TenantId, lines: &[StockTake<'_>]) {
+    q.push("stock_wanted (vid, delta, movement_id, event_id) AS (VALUES ");
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(")
+            .bind(l.variant_id)
+            .push(", ")
+            .bind(-l.quantity)
+            .push(", ")
+            .bind(new_id())
+            .push(", ")
+            .bind(new_id())
+            .push(")");
+    }
+    // The ids are listed where the scan of `variants` names them, so it is
+    // a primary-key lookup whatever the table's statistics say (a join to
+    // `stock_wanted` alone let a young table's stale statistics pick a
+    // scan of every variant of the tenant).
+    q.push("), stock_locked AS MATERIALIZED (SELECT id, stock FROM variants WHERE tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND id IN ")
+        .bind_in(lines.iter().map(|l| l.variant_id))
+        .push(
+            " ORDER BY id FOR UPDATE), \
+             stock_short AS MATERIALIZED (SELECT w.vid FROM stock_wanted w LEFT JOIN stock_locked l \
+             ON l.id = w.vid WHERE l.id IS NULL OR l.stock + w.delta < 0)",
+        );
+}
+
+/// Whether every line of [`push_stock_check_pg`] can be taken (an SQL
+/// condition of the same statement).
+pub const STOCK_ENOUGH_PG: &str = "NOT EXISTS (SELECT 1 FROM stock_short)";
+
+/// The ids of the lines [`push_stock_check_pg`] found short,
+/// comma-separated (an SQL expression of the same statement).
+pub const STOCK_SHORT_IDS_PG: &str = "(SELECT string_agg(vid, ',') FROM stock_short)";
+
+/// PostgreSQL: appends to a `WITH` list, after [`push_stock_check_pg`],
+/// what [`take_stock`] does: `stock_taken` takes every line once `ready`
+/// (an SQL condition of the same statement: every check passed) holds,
+/// and returns the variants taken; then their movements and the
+/// `stock.low` events of the variants the take brought to their reorder
+/// level. When `ready` is false nothing is written.
+pub fn push_take_stock_pg(
+    q: &mut SqlBuilder,
+    tenant_id: &TenantId,
+    lines: &[StockTake<'_>],
+    order_id: &str,
+    now: i64,
+    ready: &str,
+) {
+    q.push("stock_taken AS (UPDATE variants SET stock = variants.stock + w.delta, updated_at = ")
+        .bind(now)
+        .push(", last_movement_at = CASE WHEN variants.last_movement_at + 1 > ")
+        .bind(now)
+        .push(" THEN variants.last_movement_at + 1 ELSE ")
+        .bind(now)
+        .push(" END FROM stock_wanted w WHERE variants.tenant_id = ")
+        .bind(tenant_id)
+        // Listed again for the same reason as in `stock_locked`.
+        .push(" AND variants.id IN ")
+        .bind_in(lines.iter().map(|l| l.variant_id))
+        .push(" AND variants.id = w.vid AND variants.stock + w.delta >= 0 AND ")
+        .push(ready)
+        .push(
+            " RETURNING variants.id, variants.product_id, variants.sku, variants.stock, \
+             variants.reorder_level, variants.last_movement_at, w.delta, w.movement_id, w.event_id), ",
+        )
+        .push(&format!(
+            "stock_moved AS (INSERT INTO stock_movements ({MOVEMENT_COLUMNS}) SELECT "
+        ))
+        .bind(tenant_id)
+        .push(", movement_id, id, delta, 'order', stock, ")
+        .bind(order_id)
+        .push(
+            ", last_movement_at FROM stock_taken), \
+             stock_low AS (INSERT INTO outbox (tenant_id, id, topic, aggregate, payload, created_at) SELECT ",
+        )
+        .bind(tenant_id)
+        .push(", event_id, ")
+        .bind(topic::STOCK_LOW)
+        // The payload as `StockLow` serializes.
+        .push(
+            ", 'variant:' || id, '{\"variant_id\":' || to_json(id) || ',\"product_id\":' || to_json(product_id) \
+             || ',\"sku\":' || to_json(sku) || ',\"stock\":' || stock || ',\"reorder_level\":' || reorder_level || '}', ",
+        )
+        .bind(now)
+        .push(" FROM stock_taken WHERE stock <= reorder_level AND stock - delta > reorder_level)");
+}
+
+/// The refusal for the lines a statement built with [`push_stock_check_pg`]
+/// found short: `short_ids` as [`STOCK_SHORT_IDS_PG`] listed them.
+pub fn out_of_stock_for(lines: &[StockTake<'_>], short_ids: &str) -> StockError {
+    let short: std::collections::HashSet<&str> = short_ids.split(',').collect();
+    out_of_stock(lines, |id| short.contains(id))
 }
 
 /// Puts an order's stock back (a cancellation), with movement rows:

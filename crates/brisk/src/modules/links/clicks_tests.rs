@@ -15,6 +15,7 @@ async fn db_with_a_link() -> Db {
         pool_size: 1,
         acquire_timeout: Duration::from_secs(60),
         statement_timeout_ms: 0,
+        group_commit: true,
     })
     .await
     .expect("in-memory SQLite opens");

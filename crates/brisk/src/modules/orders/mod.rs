@@ -8,11 +8,17 @@
 //! items, its first history entry, the stock movements, the wallet entry
 //! and an `order.created` outbox event — all or nothing, in the same number
 //! of statements for 1 item as for 500. The reads (customer, variants,
-//! prices) come first with no lock held; the contended rows (the variants'
-//! stock, then the tenant's order counter) are locked last, and on
-//! PostgreSQL the counter, the order, its items and its first history
-//! entry are one statement, so the counter's lock lasts that statement,
-//! the outbox insert and the commit. The lifecycle ([`OrderStatus`]) is
+//! prices) come first with no lock held. On PostgreSQL every write is then
+//! one data-modifying statement: it locks and checks the contended rows in
+//! a fixed order (the variants by id, then the wallet, each only once the
+//! check before passed), takes the tenant's order counter last, and writes
+//! only if every check passed, answering a refusal (out of stock,
+//! insufficient funds) with nothing written. Without an idempotency key to
+//! record beside it, the statement is a transaction of its own, shared by
+//! group commit with the tenant's other orders that arrive meanwhile
+//! (`platform::group_commit`): the rows stay locked for the statement and
+//! the batch's commit, never for a round trip to Brisk. On SQLite (one
+//! writer) the same writes are a few statements in one transaction. The lifecycle ([`OrderStatus`]) is
 //! `placed → paid → shipped → delivered`, `placed | paid → cancelled`; a
 //! status moves only from the state it was read in (conditional update), so
 //! of two racing moves exactly one wins, and every move publishes

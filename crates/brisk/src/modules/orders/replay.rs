@@ -320,7 +320,6 @@ pub async fn replay_history(
     // The rows.
     let placed: Vec<&Kept> = kept.iter().flatten().collect();
     let backend = state.db.backend();
-    db::reuse_plans_in(&mut tx, backend).await?;
     write_orders(&mut tx, backend, tenant_id, &placed).await?;
     inventory::record_movements_in_bulk(&mut tx, backend, tenant_id, &movements).await?;
     let touched: Vec<(&str, Level)> = variant_ids
@@ -351,7 +350,6 @@ pub async fn replay_history(
             events.push(event_of(tenant_id, &kept, *fact, seq)?);
         }
         let mut tx = state.db.begin().await?;
-        db::reuse_plans_in(&mut tx, backend).await?;
         aggregates.consume(&mut tx, &events).await?;
         commit(tx).await?;
         progress("events", batch.len() as u64);

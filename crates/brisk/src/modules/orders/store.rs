@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, Executor};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor};
 
 use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
-use crate::modules::pricing::engine::Totals;
 use crate::modules::pricing::{self, CartItem, PricedLine};
 use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
@@ -77,18 +77,40 @@ pub async fn place_order(
     claim: Option<Claim>,
 ) -> Result<Order, OrderError> {
     let now = now_micros();
-    let mut tx = state.db.begin().await?;
-    let order = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
-    if let Some(claim) = claim {
-        claim.record(&mut tx, &order).await?;
-    }
-    commit(tx).await?;
+    let order = match (state.db.backend(), claim) {
+        // The order's writes are one statement, its own transaction: the
+        // contended rows stay locked for that statement and its commit, no
+        // round trip to Brisk in between.
+        // It joins the statements of the tenant's other orders that arrive
+        // meanwhile in one transaction and one commit (group commit).
+        (Backend::Postgres, None) => {
+            let (statement, placed) = {
+                let mut conn = state.db.writer().acquire().await?;
+                OrderStatement::prepare(&mut conn, tenant_id, &new_id(), new, now).await?
+            };
+            let row = state
+                .db
+                .fetch_one_grouped(tenant_id.as_str(), statement)
+                .await;
+            placed.answer(row)?
+        }
+        (_, claim) => {
+            let mut tx = state.db.begin().await?;
+            let order = place_order_in(state, &mut tx, tenant_id, &new_id(), new, now).await?;
+            if let Some(claim) = claim {
+                claim.record(&mut tx, &order).await?;
+            }
+            commit(tx).await?;
+            order
+        }
+    };
     state.cache.invalidate(&order.stale_reads(tenant_id));
     Ok(order)
 }
 
 /// The body of [`place_order`] inside a caller's transaction (quotation
-/// conversion places its order in the transaction that converts it).
+/// conversion places its order in the transaction that converts it). A
+/// refusal leaves the transaction to be rolled back.
 pub async fn place_order_in(
     state: &AppState,
     tx: &mut Tx,
@@ -97,19 +119,39 @@ pub async fn place_order_in(
     new: NewOrder,
     now: i64,
 ) -> Result<Order, OrderError> {
-    let order_id = order_id.to_owned();
-    // Reads first, with no lock held: on PostgreSQL a price change that
-    // commits meanwhile is ordered after this order, which was priced
-    // before it. Stock is checked where it is taken, atomically.
-    let customer = crm::customer_discount(&mut **tx, tenant_id, &new.customer_id).await?;
-    let variants = pricing::load_variants(&mut **tx, tenant_id, &new.items).await?;
+    match state.db.backend() {
+        Backend::Postgres => {
+            let (statement, placed) =
+                OrderStatement::prepare(tx, tenant_id, order_id, new, now).await?;
+            let row = statement.fetch_one(&mut **tx).await;
+            placed.answer(row)
+        }
+        Backend::Sqlite => place_order_sqlite(tx, tenant_id, order_id, new, now).await,
+    }
+}
+
+/// The reads of a placement, with no lock held: the customer and the
+/// variants, and the cart priced from them (the engine, or the amounts a
+/// quotation agreed). On PostgreSQL a price change that commits meanwhile
+/// is ordered after this order, which was priced before it. Stock is
+/// checked where it is taken, atomically.
+async fn priced_cart(
+    conn: &mut AnyConnection,
+    tenant_id: &TenantId,
+    new: &NewOrder,
+) -> Result<pricing::PricedCart, OrderError> {
+    let customer = crm::customer_discount(&mut *conn, tenant_id, &new.customer_id).await?;
+    let variants = pricing::load_variants(&mut *conn, tenant_id, &new.items).await?;
     let customer = customer.ok_or_else(|| pricing::unknown_customer(&new.items, &variants))?;
-    let cart = match &new.prices {
+    Ok(match &new.prices {
         LinePrices::Engine => pricing::price_cart(&new.items, &variants, customer.discount_bp)?,
         LinePrices::Fixed(prices) => pricing::agreed_cart(&new.items, prices, &variants)?,
-    };
-    let lines: Vec<inventory::StockTake> = cart
-        .lines
+    })
+}
+
+/// The stock each priced line takes.
+fn stock_takes(cart: &pricing::PricedCart) -> Vec<inventory::StockTake<'_>> {
+    cart.lines
         .iter()
         .enumerate()
         .map(|(i, l)| inventory::StockTake {
@@ -117,57 +159,87 @@ pub async fn place_order_in(
             quantity: l.quantity,
             field: format!("items[{i}].quantity"),
         })
-        .collect();
-    // The contended locks last, held for as few round trips as possible:
-    // concurrent orders of one tenant queue on its variants' rows and on its
-    // order counter, so everything that does not need them came first.
-    let ids: Vec<&str> = new.items.iter().map(|i| i.variant_id.as_str()).collect();
-    inventory::lock_variants(tx, state.db.backend(), tenant_id, &ids).await?;
-    inventory::take_stock(tx, tenant_id, &lines, &order_id, now).await?;
+        .collect()
+}
+
+/// The order as placed, before its number and time are known.
+fn unnumbered_order(
+    order_id: &str,
+    new: NewOrder,
+    cart: &pricing::PricedCart,
+    history_id: String,
+) -> Order {
+    let status = new.payment_method.initial_status();
+    Order {
+        id: order_id.to_owned(),
+        number: String::new(),
+        status: status.as_str().to_owned(),
+        customer_id: new.customer_id,
+        payment_method: new.payment_method.as_str().to_owned(),
+        items: items_of(order_id, &cart.lines),
+        subtotal: cart.totals.subtotal,
+        discount_total: cart.totals.discount_total,
+        total: cart.totals.total,
+        notes: new.notes,
+        quotation_id: new.quotation_id,
+        status_history: Some(vec![HistoryEntry {
+            id: history_id,
+            status: status.as_str().to_owned(),
+            note: None,
+            created_at: 0,
+        }]),
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+impl Order {
+    /// Gives the order the number and time its counter handed out.
+    fn numbered(mut self, number: String, created_at: i64) -> Order {
+        self.number = number;
+        self.created_at = created_at;
+        self.updated_at = created_at;
+        for entry in self.status_history.iter_mut().flatten() {
+            entry.created_at = created_at;
+        }
+        self
+    }
+}
+
+/// SQLite (one writer, so no lock is held while others wait for it): the
+/// stock, the wallet, the number, the order's rows and its event, a few
+/// statements in the caller's transaction.
+async fn place_order_sqlite(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    order_id: &str,
+    new: NewOrder,
+    now: i64,
+) -> Result<Order, OrderError> {
+    let cart = priced_cart(tx, tenant_id, &new).await?;
+    inventory::take_stock(tx, tenant_id, &stock_takes(&cart), order_id, now).await?;
     if new.payment_method == PaymentMethod::Wallet {
         wallet::debit(
             tx,
             tenant_id,
             &new.customer_id,
             cart.totals.total,
-            &order_id,
+            order_id,
             now,
         )
         .await?;
     }
     let status = new.payment_method.initial_status();
-    let items = items_of(&order_id, &cart.lines);
+    let unnumbered = unnumbered_order(order_id, new, &cart, new_id());
     let row = OrderInsert {
         tenant_id,
-        order_id: &order_id,
-        new: &new,
+        order_id,
         status,
-        items: &items,
+        order: &unnumbered,
         lines: &cart.lines,
-        totals: &cart.totals,
-        now,
     };
-    let (number, history) = match state.db.backend() {
-        Backend::Postgres => insert_numbered_order_pg(tx, &row).await?,
-        Backend::Sqlite => insert_numbered_order(tx, &row).await?,
-    };
-    let created_at = history.created_at;
-    let order = Order {
-        id: order_id.clone(),
-        number,
-        status: status.as_str().to_owned(),
-        customer_id: new.customer_id.clone(),
-        payment_method: new.payment_method.as_str().to_owned(),
-        items,
-        subtotal: cart.totals.subtotal,
-        discount_total: cart.totals.discount_total,
-        total: cart.totals.total,
-        notes: new.notes,
-        quotation_id: new.quotation_id,
-        status_history: Some(vec![history]),
-        created_at,
-        updated_at: created_at,
-    };
+    let (number, created_at) = insert_numbered_order(tx, &row, now).await?;
+    let order = unnumbered.numbered(number, created_at);
     outbox::publish(
         tx,
         tenant_id,
@@ -180,16 +252,193 @@ pub async fn place_order_in(
     Ok(order)
 }
 
+/// PostgreSQL: every write of the order in one statement — the stock (with
+/// its movements and `stock.low` events), the wallet debit and its ledger
+/// entry, the tenant's order number, the order, its items, its first
+/// history entry and `order.created` — prepared after the reads. The
+/// contended rows are locked in the statement, most contended last
+/// (variants, wallet, then the tenant's order counter, each only once the
+/// previous part succeeded), and stay locked for the rest of the statement
+/// and the commit alone. A short line or wallet refuses the whole
+/// statement (`brisk_refuse`, migration 0010), so a refusal writes nothing.
+struct OrderStatement;
+
+/// The order an [`OrderStatement`] places, before its number and time.
+struct Unnumbered(Order);
+
+impl OrderStatement {
+    async fn prepare(
+        conn: &mut AnyConnection,
+        tenant_id: &TenantId,
+        order_id: &str,
+        new: NewOrder,
+        now: i64,
+    ) -> Result<(crate::platform::db::Sql, Unnumbered), OrderError> {
+        let cart = priced_cart(conn, tenant_id, &new).await?;
+        let lines = stock_takes(&cart);
+        let debit =
+            new.payment_method == PaymentMethod::Wallet && cart.totals.total.minor_units() > 0;
+        let status = new.payment_method.initial_status();
+        let customer_id = new.customer_id.clone();
+        let unnumbered = unnumbered_order(order_id, new, &cart, new_id());
+        let event = CreatedEvent::of(&unnumbered)?;
+        let row = OrderInsert {
+            tenant_id,
+            order_id,
+            status,
+            order: &unnumbered,
+            lines: &cart.lines,
+        };
+        // The checks lock what they read (the variants, then the wallet);
+        // the writes happen only once every check passed, so a refusal
+        // writes nothing and leaves a shared transaction usable.
+        let mut q = SqlBuilder::new("WITH ");
+        inventory::push_stock_check_pg(&mut q, tenant_id, &lines);
+        let mut ready = inventory::STOCK_ENOUGH_PG.to_owned();
+        if debit {
+            q.push(", ");
+            wallet::push_funds_check_pg(&mut q, tenant_id, &customer_id, cart.totals.total, &ready);
+            ready = format!("{ready} AND {}", wallet::FUNDS_ENOUGH_PG);
+        }
+        q.push(", ");
+        inventory::push_take_stock_pg(&mut q, tenant_id, &lines, order_id, now, &ready);
+        if debit {
+            q.push(", ");
+            wallet::push_debit_pg(
+                &mut q,
+                tenant_id,
+                &customer_id,
+                cart.totals.total,
+                order_id,
+                now,
+                &ready,
+            );
+        }
+        // The number once the stock (and the money) is taken, so the
+        // counter, which every order of the tenant queues on, is locked last.
+        let mut taken = format!("(SELECT count(*) FROM stock_taken) = {}", lines.len());
+        if debit {
+            taken.push_str(" AND EXISTS (SELECT 1 FROM wallet_debit)");
+        }
+        q.push(", ");
+        push_numbered_order_pg(&mut q, &row, now, &taken);
+        q.push(", created_event AS (INSERT INTO outbox (tenant_id, id, topic, aggregate, payload, created_at) SELECT ")
+            .bind(tenant_id)
+            .push(", ")
+            .bind(new_id())
+            .push(", ")
+            .bind(topic::ORDER_CREATED)
+            .push(", ")
+            .bind(outbox::aggregate("order", order_id))
+            .push(", ")
+            .bind(event.head)
+            .push(" || number || ")
+            .bind(event.middle)
+            .push(" || replace(")
+            .bind(event.tail)
+            .push(", ")
+            .bind(CreatedEvent::TIME_PLACEHOLDER)
+            .push(", '\"' || brisk_rfc3339(last_at) || '\"'), ")
+            .bind(now)
+            // The refusal is an answer, not an error. The locks held make a
+            // passed check hold for the writes; should a write still miss
+            // a line, the statement fails rather than write part of it.
+            .push(" FROM numbered) SELECT (SELECT number FROM numbered) AS number, \
+                   (SELECT last_at FROM numbered) AS last_at, CASE WHEN NOT ")
+            .push(inventory::STOCK_ENOUGH_PG)
+            .push(" THEN 'out_of_stock:' || coalesce(")
+            .push(inventory::STOCK_SHORT_IDS_PG)
+            .push(", '')");
+        if debit {
+            q.push(" WHEN NOT ")
+                .push(wallet::FUNDS_ENOUGH_PG)
+                .push(" THEN 'insufficient_funds'");
+        }
+        q.push(" WHEN (SELECT count(*) FROM stock_taken) <> ")
+            .push(&lines.len().to_string())
+            .push(" THEN CAST(brisk_refuse('an order took part of its stock') AS TEXT) END AS refused");
+        q.one_shot();
+        Ok((q.build(), Unnumbered(unnumbered)))
+    }
+}
+
+impl Unnumbered {
+    /// The order, from what its statement answered: numbered, or refused.
+    fn answer(self, row: Result<AnyRow, sqlx::Error>) -> Result<Order, OrderError> {
+        let row = row?;
+        let refused: Option<String> = sqlx::Row::try_get(&row, "refused")?;
+        let order = self.0;
+        match refused.as_deref() {
+            None => {
+                let number: String = sqlx::Row::try_get(&row, "number")?;
+                let created_at: i64 = sqlx::Row::try_get(&row, "last_at")?;
+                Ok(order.numbered(number, created_at))
+            }
+            Some("insufficient_funds") => Err(wallet::WalletError::InsufficientFunds {
+                amount: order.total.minor_units(),
+            }
+            .into()),
+            Some(reason) => {
+                let short = reason.strip_prefix("out_of_stock:").unwrap_or_default();
+                let lines: Vec<inventory::StockTake<'_>> = order
+                    .items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| inventory::StockTake {
+                        variant_id: item.variant_id.as_str(),
+                        quantity: item.quantity,
+                        field: format!("items[{i}].quantity"),
+                    })
+                    .collect();
+                Err(inventory::out_of_stock_for(&lines, short).into())
+            }
+        }
+    }
+}
+
+/// The `order.created` payload (the order as the API shows it) cut around
+/// what only the statement that numbers the order knows: `head` ends where
+/// the number goes, `middle` runs to the status history, and `tail`, all of
+/// it Brisk's own text, holds [`Self::TIME_PLACEHOLDER`] where the order's
+/// time goes. Cut at keys whose quotes a JSON string value cannot contain
+/// unescaped, so the customer's notes cannot move a cut.
+struct CreatedEvent {
+    head: String,
+    middle: String,
+    tail: String,
+}
+
+impl CreatedEvent {
+    /// How the unnumbered order's time 0 serializes.
+    const TIME_PLACEHOLDER: &'static str = "\"1970-01-01T00:00:00Z\"";
+
+    fn of(unnumbered: &Order) -> Result<CreatedEvent, OrderError> {
+        let text =
+            serde_json::to_string(unnumbered).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let cut = |text: &str| -> Option<CreatedEvent> {
+            let head_end = text.find(",\"number\":\"\"")? + ",\"number\":".len();
+            let rest = text.get(head_end + 2..)?;
+            let tail_start = rest.rfind(",\"status_history\":")?;
+            Some(CreatedEvent {
+                head: format!("{}\"", text.get(..head_end)?),
+                middle: format!("\"{}", rest.get(..tail_start)?),
+                tail: rest.get(tail_start..)?.to_owned(),
+            })
+        };
+        cut(&text).ok_or_else(|| {
+            sqlx::Error::Protocol("the order.created payload has an unexpected shape".into()).into()
+        })
+    }
+}
+
 /// What the order's own rows are made of, once stock and money are taken.
 struct OrderInsert<'a> {
     tenant_id: &'a TenantId,
     order_id: &'a str,
-    new: &'a NewOrder,
     status: OrderStatus,
-    items: &'a [OrderItem],
+    /// The order as placed, number and times aside.
+    order: &'a Order,
     lines: &'a [PricedLine],
-    totals: &'a Totals,
-    now: i64,
 }
 
 pub(super) const INSERTED_ORDER_COLUMNS: &str = "tenant_id, id, number, customer_id, status, payment_method, subtotal, \
@@ -197,7 +446,7 @@ pub(super) const INSERTED_ORDER_COLUMNS: &str = "tenant_id, id, number, customer
 
 /// Appends `VALUES`-style rows of the order's items to `q`.
 fn push_items(q: &mut SqlBuilder, row: &OrderInsert<'_>) {
-    for (i, (item, line)) in row.items.iter().zip(row.lines).enumerate() {
+    for (i, (item, line)) in row.order.items.iter().zip(row.lines).enumerate() {
         if i > 0 {
             q.push(", ");
         }
@@ -236,30 +485,41 @@ pub(super) const INSERTED_HISTORY_COLUMNS: &str =
 pub(super) const INSERTED_ITEM_COLUMNS: &str = "tenant_id, order_id, position, variant_id, product_id, product_name, \
      sku, quantity, unit_price, unit_cost, discount, line_total";
 
+/// The first history entry's id of an order as placed.
+fn first_history_id(order: &Order) -> &str {
+    order
+        .status_history
+        .as_deref()
+        .and_then(|h| h.first())
+        .map_or("", |e| e.id.as_str())
+}
+
 /// SQLite (one writer, so no lock to hold briefly): the number, then the
 /// order, its items and its first history entry, one statement each.
+/// Returns the number and the order's time.
 async fn insert_numbered_order(
     tx: &mut Tx,
     row: &OrderInsert<'_>,
-) -> Result<(String, HistoryEntry), OrderError> {
+    now: i64,
+) -> Result<(String, i64), OrderError> {
     // The order's own time comes with its number (see next_number); its
     // movements and ledger entry carry theirs.
-    let (number, created_at) = next_number(tx, row.tenant_id, "orders", row.now).await?;
+    let (number, created_at) = next_number(tx, row.tenant_id, "orders", now).await?;
     let number = order_number(number);
-    let new = row.new;
+    let order = row.order;
     sql("INSERT INTO orders (tenant_id, id, number, customer_id, status, payment_method, subtotal, discount_total, total, \
          notes, quotation_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)")
     .bind(row.tenant_id)
     .bind(row.order_id)
     .bind(number.as_str())
-    .bind(new.customer_id.as_str())
+    .bind(order.customer_id.as_str())
     .bind(row.status.as_str())
-    .bind(new.payment_method.as_str())
-    .bind(row.totals.subtotal)
-    .bind(row.totals.discount_total)
-    .bind(row.totals.total)
-    .bind(new.notes.clone())
-    .bind(new.quotation_id.clone())
+    .bind(order.payment_method.as_str())
+    .bind(order.subtotal)
+    .bind(order.discount_total)
+    .bind(order.total)
+    .bind(order.notes.clone())
+    .bind(order.quotation_id.clone())
     .bind(created_at)
     .execute(&mut **tx)
     .await?;
@@ -269,38 +529,35 @@ async fn insert_numbered_order(
     push_items(&mut q, row);
     q.one_shot();
     q.build().execute(&mut **tx).await?;
-    let history = insert_history(
-        tx,
+    sql_insert_history(
         row.tenant_id,
+        first_history_id(order),
         row.order_id,
         row.status,
         None,
         created_at,
     )
+    .execute(&mut **tx)
     .await?;
-    Ok((number, history))
+    Ok((number, created_at))
 }
 
-/// PostgreSQL: the tenant's order counter, the order, its items and its
-/// first history entry in one statement, so the counter's row lock (every
-/// order of the tenant queues on it) is held for this statement, the
-/// outbox insert and the commit, not for five round trips. Same rows as
-/// [`insert_numbered_order`]: the number formatted like
-/// [`order_number`], the order's time the counter's.
-async fn insert_numbered_order_pg(
-    tx: &mut Tx,
-    row: &OrderInsert<'_>,
-) -> Result<(String, HistoryEntry), OrderError> {
-    let new = row.new;
-    let history_id = new_id();
-    let mut q = SqlBuilder::new(
-        "WITH n AS (INSERT INTO tenant_counters (tenant_id, name, value, last_at) VALUES (",
-    );
-    q.bind(row.tenant_id)
+/// PostgreSQL: appends to a `WITH` list the tenant's order counter
+/// (`numbered`: the number formatted like [`order_number`], and the
+/// order's time, the counter's), the order, its items and its first
+/// history entry — the same rows as [`insert_numbered_order`]. The counter
+/// moves only once `after` (an SQL condition of the same statement) holds,
+/// so its lock, which every order of the tenant queues on, is taken last.
+fn push_numbered_order_pg(q: &mut SqlBuilder, row: &OrderInsert<'_>, now: i64, after: &str) {
+    let order = row.order;
+    q.push("n AS (INSERT INTO tenant_counters (tenant_id, name, value, last_at) SELECT ")
+        .bind(row.tenant_id)
         .push(", 'orders', 1, ")
-        .bind(row.now)
+        .bind(now)
+        .push(" WHERE ")
+        .push(after)
         .push(
-            ") ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1, \
+            " ON CONFLICT (tenant_id, name) DO UPDATE SET value = tenant_counters.value + 1, \
              last_at = CASE WHEN tenant_counters.last_at + 1 > excluded.last_at \
              THEN tenant_counters.last_at + 1 ELSE excluded.last_at END \
              RETURNING value, last_at), \
@@ -312,45 +569,32 @@ async fn insert_numbered_order_pg(
         .push(", ")
         .bind(row.order_id)
         .push(", number, ")
-        .bind(new.customer_id.as_str())
+        .bind(order.customer_id.as_str())
         .push(", ")
         .bind(row.status.as_str())
         .push(", ")
-        .bind(new.payment_method.as_str())
+        .bind(order.payment_method.as_str())
         .push(", ")
-        .bind(row.totals.subtotal)
+        .bind(order.subtotal)
         .push(", ")
-        .bind(row.totals.discount_total)
+        .bind(order.discount_total)
         .push(", ")
-        .bind(row.totals.total)
+        .bind(order.total)
         .push(", ")
-        .bind(new.notes.clone())
+        .bind(order.notes.clone())
         .push(", ")
-        .bind(new.quotation_id.clone())
+        .bind(order.quotation_id.clone())
         .push(", last_at, last_at FROM numbered RETURNING id), ")
         .push(&format!("h AS (INSERT INTO order_status_history ({INSERTED_HISTORY_COLUMNS}) SELECT "))
         .bind(row.tenant_id)
         .push(", ")
-        .bind(history_id.as_str())
+        .bind(first_history_id(order))
         .push(", id, ")
         .bind(row.status.as_str())
         .push(", NULL, (SELECT last_at FROM n) FROM o), ")
-        .push(&format!("i AS (INSERT INTO order_items ({INSERTED_ITEM_COLUMNS}) VALUES "));
-    push_items(&mut q, row);
-    q.push(") SELECT number, last_at FROM numbered");
-    q.one_shot();
-    let numbered = q.build().fetch_one(&mut **tx).await?;
-    let number: String = sqlx::Row::try_get(&numbered, "number")?;
-    let created_at: i64 = sqlx::Row::try_get(&numbered, "last_at")?;
-    Ok((
-        number,
-        HistoryEntry {
-            id: history_id,
-            status: row.status.as_str().to_owned(),
-            note: None,
-            created_at,
-        },
-    ))
+        .push(&format!("i AS (INSERT INTO order_items ({INSERTED_ITEM_COLUMNS}) SELECT * FROM (VALUES "));
+    push_items(q, row);
+    q.push(") AS v WHERE EXISTS (SELECT 1 FROM o))");
 }
 
 async fn insert_history(
@@ -367,16 +611,30 @@ async fn insert_history(
         note: note.map(str::to_owned),
         created_at: now,
     };
-    sql("INSERT INTO order_status_history (tenant_id, id, order_id, status, note, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(tenant_id)
-        .bind(entry.id.as_str())
-        .bind(order_id)
-        .bind(entry.status.as_str())
-        .bind(entry.note.clone())
-        .bind(now)
+    sql_insert_history(tenant_id, &entry.id, order_id, status, note, now)
         .execute(&mut **tx)
         .await?;
     Ok(entry)
+}
+
+fn sql_insert_history(
+    tenant_id: &TenantId,
+    id: &str,
+    order_id: &str,
+    status: OrderStatus,
+    note: Option<&str>,
+    at: i64,
+) -> crate::platform::db::Sql {
+    sql(
+        "INSERT INTO order_status_history (tenant_id, id, order_id, status, note, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(order_id)
+    .bind(status.as_str())
+    .bind(note.map(str::to_owned))
+    .bind(at)
 }
 
 async fn order_row<'c, E: Executor<'c, Database = Any>>(

@@ -19,5 +19,6 @@ pub use error::WalletError;
 pub use model::Credited;
 pub use routes::router;
 pub use store::{
-    Replayed, ReplayedEntry, credit, credit_at, debit, refund, replayed_wallets, write_replayed,
+    FUNDS_ENOUGH_PG, Replayed, ReplayedEntry, credit, credit_at, debit, push_debit_pg,
+    push_funds_check_pg, refund, replayed_wallets, write_replayed,
 };

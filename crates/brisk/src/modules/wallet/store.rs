@@ -247,6 +247,80 @@ pub async fn debit(
     Ok(balance_after)
 }
 
+/// PostgreSQL, for a statement that debits a wallet with an order's other
+/// writes (see the `orders` module): appends to a `WITH` list
+/// `wallet_locked`, the customer's wallet locked once `after` (an SQL
+/// condition of the same statement: the checks before this one passed)
+/// holds, with whether it holds `amount` (> 0). Nothing is written yet:
+/// [`FUNDS_ENOUGH_PG`] says whether the debit can be made, and
+/// [`push_debit_pg`] makes it once every check passed.
+pub fn push_funds_check_pg(
+    q: &mut SqlBuilder,
+    tenant_id: &TenantId,
+    customer_id: &str,
+    amount: Money,
+    after: &str,
+) {
+    q.push("wallet_locked AS MATERIALIZED (SELECT balance >= ")
+        .bind(amount.minor_units())
+        .push(" AS enough FROM wallets WHERE tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND customer_id = ")
+        .bind(customer_id)
+        .push(" AND ")
+        .push(after)
+        .push(" FOR UPDATE)");
+}
+
+/// Whether the wallet of [`push_funds_check_pg`] holds the amount (an SQL
+/// condition of the same statement; no wallet holds nothing).
+pub const FUNDS_ENOUGH_PG: &str = "EXISTS (SELECT 1 FROM wallet_locked WHERE enough)";
+
+/// PostgreSQL: appends to a `WITH` list, after [`push_funds_check_pg`],
+/// what [`debit`] does: `wallet_debit` takes `amount` once `ready` (an SQL
+/// condition of the same statement: every check passed) holds, and
+/// `wallet_entry` writes its ledger entry. When `ready` is false nothing
+/// is written.
+pub fn push_debit_pg(
+    q: &mut SqlBuilder,
+    tenant_id: &TenantId,
+    customer_id: &str,
+    amount: Money,
+    order_id: &str,
+    now: i64,
+    ready: &str,
+) {
+    let amount = amount.minor_units();
+    q.push("wallet_debit AS (UPDATE wallets SET balance = balance - ")
+        .bind(amount)
+        .push(", updated_at = CASE WHEN updated_at + 1 > ")
+        .bind(now)
+        .push(" THEN updated_at + 1 ELSE ")
+        .bind(now)
+        .push(" END WHERE tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND customer_id = ")
+        .bind(customer_id)
+        .push(" AND balance >= ")
+        .bind(amount)
+        .push(" AND ")
+        .push(ready)
+        .push(
+            " RETURNING balance, updated_at), wallet_entry AS (INSERT INTO wallet_transactions \
+             (tenant_id, id, customer_id, type, amount, balance_after, reference, order_id, created_at) SELECT ",
+        )
+        .bind(tenant_id)
+        .push(", ")
+        .bind(new_id())
+        .push(", ")
+        .bind(customer_id)
+        .push(", 'debit', ")
+        .bind(amount)
+        .push(", balance, NULL, ")
+        .bind(order_id)
+        .push(", updated_at FROM wallet_debit)");
+}
+
 /// Gives a wallet payment back, inside the cancellation's transaction.
 pub async fn refund(
     tx: &mut Tx,
