@@ -255,13 +255,11 @@ impl Db {
         statement: Sql,
     ) -> Result<AnyRow, sqlx::Error> {
         let Some(group_commit) = &self.inner.group_commit else {
-            let row = statement.fetch_one(&self.inner.writer).await?;
-            note_commit();
-            return Ok(row);
+            return super::group_commit::run_alone(&self.inner.writer, statement).await;
         };
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         group_commit
             .get_or_init(|| {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
                 super::group_commit::GroupCommit::start(&self.inner.writer, cores.max(2))
             })
             .fetch_one(key, statement)
@@ -533,7 +531,7 @@ pub async fn commit(tx: Tx) -> Result<(), sqlx::Error> {
     let r = tx.commit().await;
     count_statement("commit", start.elapsed());
     if r.is_ok() {
-        COMMITTED.notify_waiters();
+        note_commit();
     }
     r
 }

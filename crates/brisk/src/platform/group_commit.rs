@@ -38,8 +38,7 @@ struct Job {
     answer: oneshot::Sender<Result<AnyRow, sqlx::Error>>,
 }
 
-/// Runs statements in shared transactions. Cheap to share: clone the
-/// `Arc` it lives in.
+/// Runs statements in shared transactions: one batch runner per shard.
 pub struct GroupCommit {
     shards: Vec<mpsc::Sender<Job>>,
 }
@@ -73,6 +72,14 @@ impl GroupCommit {
     }
 }
 
+/// Runs `statement` as a transaction of its own (no `BEGIN`: one statement
+/// commits on its own), telling the waiters of `db::committed`.
+pub async fn run_alone(pool: &AnyPool, statement: Sql) -> Result<AnyRow, sqlx::Error> {
+    let row = statement.fetch_one(pool).await?;
+    note_commit();
+    Ok(row)
+}
+
 async fn run_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
@@ -87,11 +94,7 @@ async fn run_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
         metrics::counter!("brisk_group_commit_statements_total").increment(batch.len() as u64);
         if batch.len() == 1 {
             let Some(job) = batch.pop() else { continue };
-            let result = job.statement.fetch_one(&pool).await;
-            if result.is_ok() {
-                note_commit();
-            }
-            let _ = job.answer.send(result);
+            let _ = job.answer.send(run_alone(&pool, job.statement).await);
             continue;
         }
         run_batch(&pool, batch).await;

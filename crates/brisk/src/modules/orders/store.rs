@@ -78,15 +78,14 @@ pub async fn place_order(
 ) -> Result<Order, OrderError> {
     let now = now_micros();
     let order = match (state.db.backend(), claim) {
-        // The order's writes are one statement, its own transaction: the
-        // contended rows stay locked for that statement and its commit, no
-        // round trip to Brisk in between.
-        // It joins the statements of the tenant's other orders that arrive
-        // meanwhile in one transaction and one commit (group commit).
+        // The order's writes are one statement, which shares a transaction
+        // and a commit with the tenant's other orders that arrive meanwhile
+        // (group commit); the reads before it hold a connection only while
+        // they run.
         (Backend::Postgres, None) => {
             let (statement, placed) = {
                 let mut conn = state.db.writer().acquire().await?;
-                OrderStatement::prepare(&mut conn, tenant_id, &new_id(), new, now).await?
+                order_statement_pg(&mut conn, tenant_id, &new_id(), new, now).await?
             };
             let row = state
                 .db
@@ -121,8 +120,7 @@ pub async fn place_order_in(
 ) -> Result<Order, OrderError> {
     match state.db.backend() {
         Backend::Postgres => {
-            let (statement, placed) =
-                OrderStatement::prepare(tx, tenant_id, order_id, new, now).await?;
+            let (statement, placed) = order_statement_pg(tx, tenant_id, order_id, new, now).await?;
             let row = statement.fetch_one(&mut **tx).await;
             placed.answer(row)
         }
@@ -149,17 +147,25 @@ async fn priced_cart(
     })
 }
 
-/// The stock each priced line takes.
-fn stock_takes(cart: &pricing::PricedCart) -> Vec<inventory::StockTake<'_>> {
-    cart.lines
-        .iter()
+/// The stock each line takes, from `(variant, quantity)` in item order.
+fn stock_takes<'a>(lines: impl Iterator<Item = (&'a str, i64)>) -> Vec<inventory::StockTake<'a>> {
+    lines
         .enumerate()
-        .map(|(i, l)| inventory::StockTake {
-            variant_id: l.variant_id.as_str(),
-            quantity: l.quantity,
+        .map(|(i, (variant_id, quantity))| inventory::StockTake {
+            variant_id,
+            quantity,
             field: format!("items[{i}].quantity"),
         })
         .collect()
+}
+
+/// The stock each priced line takes.
+fn cart_takes(cart: &pricing::PricedCart) -> Vec<inventory::StockTake<'_>> {
+    stock_takes(
+        cart.lines
+            .iter()
+            .map(|l| (l.variant_id.as_str(), l.quantity)),
+    )
 }
 
 /// The order as placed, before its number and time are known.
@@ -217,7 +223,7 @@ async fn place_order_sqlite(
     now: i64,
 ) -> Result<Order, OrderError> {
     let cart = priced_cart(tx, tenant_id, &new).await?;
-    inventory::take_stock(tx, tenant_id, &stock_takes(&cart), order_id, now).await?;
+    inventory::take_stock(tx, tenant_id, &cart_takes(&cart), order_id, now).await?;
     if new.payment_method == PaymentMethod::Wallet {
         wallet::debit(
             tx,
@@ -255,74 +261,67 @@ async fn place_order_sqlite(
 /// PostgreSQL: every write of the order in one statement — the stock (with
 /// its movements and `stock.low` events), the wallet debit and its ledger
 /// entry, the tenant's order number, the order, its items, its first
-/// history entry and `order.created` — prepared after the reads. The
-/// contended rows are locked in the statement, most contended last
-/// (variants, wallet, then the tenant's order counter, each only once the
-/// previous part succeeded), and stay locked for the rest of the statement
-/// and the commit alone. A short line or wallet refuses the whole
-/// statement (`brisk_refuse`, migration 0010), so a refusal writes nothing.
-struct OrderStatement;
-
-/// The order an [`OrderStatement`] places, before its number and time.
-struct Unnumbered(Order);
-
-impl OrderStatement {
-    async fn prepare(
-        conn: &mut AnyConnection,
-        tenant_id: &TenantId,
-        order_id: &str,
-        new: NewOrder,
-        now: i64,
-    ) -> Result<(crate::platform::db::Sql, Unnumbered), OrderError> {
-        let cart = priced_cart(conn, tenant_id, &new).await?;
-        let lines = stock_takes(&cart);
-        let debit =
-            new.payment_method == PaymentMethod::Wallet && cart.totals.total.minor_units() > 0;
-        let status = new.payment_method.initial_status();
-        let customer_id = new.customer_id.clone();
-        let unnumbered = unnumbered_order(order_id, new, &cart, new_id());
-        let event = CreatedEvent::of(&unnumbered)?;
-        let row = OrderInsert {
+/// history entry and `order.created` — built after the reads (which run on
+/// `conn`). The contended rows are locked in the statement, most contended
+/// last (variants, wallet, then the tenant's order counter, each only once
+/// the previous part succeeded), and stay locked for the rest of the
+/// statement and the commit alone. A short line or wallet is answered in
+/// the `refused` column with nothing written ([`Unnumbered::answer`]).
+async fn order_statement_pg(
+    conn: &mut AnyConnection,
+    tenant_id: &TenantId,
+    order_id: &str,
+    new: NewOrder,
+    now: i64,
+) -> Result<(crate::platform::db::Sql, Unnumbered), OrderError> {
+    let cart = priced_cart(conn, tenant_id, &new).await?;
+    let lines = cart_takes(&cart);
+    let debit = new.payment_method == PaymentMethod::Wallet && cart.totals.total.minor_units() > 0;
+    let status = new.payment_method.initial_status();
+    let customer_id = new.customer_id.clone();
+    let unnumbered = unnumbered_order(order_id, new, &cart, new_id());
+    let event = CreatedEvent::of(&unnumbered)?;
+    let row = OrderInsert {
+        tenant_id,
+        order_id,
+        status,
+        order: &unnumbered,
+        lines: &cart.lines,
+    };
+    // The checks lock what they read (the variants, then the wallet);
+    // the writes happen only once every check passed, so a refusal
+    // writes nothing and leaves a shared transaction usable.
+    let mut q = SqlBuilder::new("WITH ");
+    inventory::push_stock_check_pg(&mut q, tenant_id, &lines);
+    let mut ready = inventory::STOCK_ENOUGH_PG.to_owned();
+    if debit {
+        q.push(", ");
+        wallet::push_funds_check_pg(&mut q, tenant_id, &customer_id, cart.totals.total, &ready);
+        ready = format!("{ready} AND {}", wallet::FUNDS_ENOUGH_PG);
+    }
+    q.push(", ");
+    inventory::push_take_stock_pg(&mut q, tenant_id, &lines, order_id, now, &ready);
+    if debit {
+        q.push(", ");
+        wallet::push_debit_pg(
+            &mut q,
             tenant_id,
+            &customer_id,
+            cart.totals.total,
             order_id,
-            status,
-            order: &unnumbered,
-            lines: &cart.lines,
-        };
-        // The checks lock what they read (the variants, then the wallet);
-        // the writes happen only once every check passed, so a refusal
-        // writes nothing and leaves a shared transaction usable.
-        let mut q = SqlBuilder::new("WITH ");
-        inventory::push_stock_check_pg(&mut q, tenant_id, &lines);
-        let mut ready = inventory::STOCK_ENOUGH_PG.to_owned();
-        if debit {
-            q.push(", ");
-            wallet::push_funds_check_pg(&mut q, tenant_id, &customer_id, cart.totals.total, &ready);
-            ready = format!("{ready} AND {}", wallet::FUNDS_ENOUGH_PG);
-        }
-        q.push(", ");
-        inventory::push_take_stock_pg(&mut q, tenant_id, &lines, order_id, now, &ready);
-        if debit {
-            q.push(", ");
-            wallet::push_debit_pg(
-                &mut q,
-                tenant_id,
-                &customer_id,
-                cart.totals.total,
-                order_id,
-                now,
-                &ready,
-            );
-        }
-        // The number once the stock (and the money) is taken, so the
-        // counter, which every order of the tenant queues on, is locked last.
-        let mut taken = format!("(SELECT count(*) FROM stock_taken) = {}", lines.len());
-        if debit {
-            taken.push_str(" AND EXISTS (SELECT 1 FROM wallet_debit)");
-        }
-        q.push(", ");
-        push_numbered_order_pg(&mut q, &row, now, &taken);
-        q.push(", created_event AS (INSERT INTO outbox (tenant_id, id, topic, aggregate, payload, created_at) SELECT ")
+            now,
+            &ready,
+        );
+    }
+    // The number once the stock (and the money) is taken, so the
+    // counter, which every order of the tenant queues on, is locked last.
+    let mut taken = format!("(SELECT count(*) FROM stock_taken) = {}", lines.len());
+    if debit {
+        taken.push_str(" AND EXISTS (SELECT 1 FROM wallet_debit)");
+    }
+    q.push(", ");
+    push_numbered_order_pg(&mut q, &row, now, &taken);
+    q.push(", created_event AS (INSERT INTO outbox (tenant_id, id, topic, aggregate, payload, created_at) SELECT ")
             .bind(tenant_id)
             .push(", ")
             .bind(new_id())
@@ -349,18 +348,20 @@ impl OrderStatement {
             .push(" THEN 'out_of_stock:' || coalesce(")
             .push(inventory::STOCK_SHORT_IDS_PG)
             .push(", '')");
-        if debit {
-            q.push(" WHEN NOT ")
-                .push(wallet::FUNDS_ENOUGH_PG)
-                .push(" THEN 'insufficient_funds'");
-        }
-        q.push(" WHEN (SELECT count(*) FROM stock_taken) <> ")
-            .push(&lines.len().to_string())
-            .push(" THEN CAST(brisk_refuse('an order took part of its stock') AS TEXT) END AS refused");
-        q.one_shot();
-        Ok((q.build(), Unnumbered(unnumbered)))
+    if debit {
+        q.push(" WHEN NOT ")
+            .push(wallet::FUNDS_ENOUGH_PG)
+            .push(" THEN 'insufficient_funds'");
     }
+    q.push(" WHEN (SELECT count(*) FROM stock_taken) <> ")
+        .push(&lines.len().to_string())
+        .push(" THEN CAST(brisk_refuse('an order took part of its stock') AS TEXT) END AS refused");
+    q.one_shot();
+    Ok((q.build(), Unnumbered(unnumbered)))
 }
+
+/// The order [`order_statement_pg`] places, before its number and time.
+struct Unnumbered(Order);
 
 impl Unnumbered {
     /// The order, from what its statement answered: numbered, or refused.
@@ -380,16 +381,12 @@ impl Unnumbered {
             .into()),
             Some(reason) => {
                 let short = reason.strip_prefix("out_of_stock:").unwrap_or_default();
-                let lines: Vec<inventory::StockTake<'_>> = order
-                    .items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| inventory::StockTake {
-                        variant_id: item.variant_id.as_str(),
-                        quantity: item.quantity,
-                        field: format!("items[{i}].quantity"),
-                    })
-                    .collect();
+                let lines = stock_takes(
+                    order
+                        .items
+                        .iter()
+                        .map(|i| (i.variant_id.as_str(), i.quantity)),
+                );
                 Err(inventory::out_of_stock_for(&lines, short).into())
             }
         }
