@@ -138,12 +138,15 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The complete application: routes, docs, fallback and pipeline.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes();
+    // The back office calls the API's own routes in-process.
+    let office = modules::backoffice::router(state.clone(), api.clone().with_state(state.clone()));
     let options = PipelineOptions {
         request_timeout: state.config.request_timeout(),
         statement_count_header: state.config.statement_count_header,
         sql_log: state.config.sql_log.clone(),
     };
     let app = api
+        .merge(office)
         .merge(
             SwaggerUi::new("/docs")
                 .url("/openapi.json", openapi)

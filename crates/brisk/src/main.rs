@@ -228,12 +228,14 @@ async fn demo_login(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     state.db.close().await;
     println!(
-        "\nDemo tenant {}. Log in with:\n\n  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n",
+        "\nDemo tenant {}.\n\n  Back office: http://{addr}/admin  (e-mail {}, password {})\n\n  API login:\n  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'\n",
         if login.created {
             "created"
         } else {
             "already present"
         },
+        login.email,
+        login.password,
         login.email,
         login.password
     );

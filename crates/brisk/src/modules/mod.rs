@@ -9,6 +9,7 @@
 //! it is (`MAX_STOCK` in inventory, `Tier` in catalog).
 
 pub mod admin;
+pub mod backoffice;
 pub mod catalog;
 pub mod crm;
 pub mod dashboard;

@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -129,6 +130,9 @@ struct Claims {
 pub struct TokenKeys(Arc<Keys>);
 
 struct Keys {
+    /// The same secret, keying HMACs of other things than tokens (the back
+    /// office's CSRF tokens), each under its own purpose.
+    mac: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -140,6 +144,7 @@ impl TokenKeys {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         TokenKeys(Arc::new(Keys {
+            mac: secret.to_vec(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
@@ -164,6 +169,34 @@ impl TokenKeys {
             tracing::error!(error = %err, "signing an access token failed");
             ApiError::internal()
         })
+    }
+
+    /// A tag only this server can make: the HMAC-SHA256 of `data` under the
+    /// server's secret and a `purpose` (so a tag for one use is never valid
+    /// for another), base64url.
+    pub fn sign(&self, purpose: &str, data: &str) -> String {
+        match self.mac(purpose, data) {
+            Some(mac) => URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()),
+            None => String::new(),
+        }
+    }
+
+    /// Whether `tag` is [`TokenKeys::sign`] of the same purpose and data,
+    /// compared in constant time.
+    pub fn verify_signature(&self, purpose: &str, data: &str, tag: &str) -> bool {
+        match (URL_SAFE_NO_PAD.decode(tag), self.mac(purpose, data)) {
+            (Ok(bytes), Some(mac)) => mac.verify_slice(&bytes).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn mac(&self, purpose: &str, data: &str) -> Option<Hmac<Sha256>> {
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0.mac).ok()?;
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data.as_bytes());
+        Some(mac)
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AuthUser, ApiError> {

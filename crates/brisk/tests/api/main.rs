@@ -5,6 +5,7 @@
 
 mod architecture;
 mod auth;
+mod backoffice;
 mod bench_dispatch;
 mod cache;
 mod catalog;

@@ -255,6 +255,18 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
         .await
         .unwrap();
     assert_eq!(login.status().as_u16(), 200);
+    // …and the back office's address is printed with it.
+    assert!(
+        served
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Back office: http://")
+                && l.contains("/admin")
+                && l.contains("brisk-demo-2026")),
+        "the demo login names the back office"
+    );
 
     // Signups hash passwords (tens of ms each, two at a time): a queue of
     // them is in flight when SIGTERM arrives. SIGTERM goes out once the

@@ -16,6 +16,7 @@ use crate::platform::clock::now_micros;
 use crate::platform::db::Tx;
 use crate::platform::dispatch::{Consumer, Event};
 use crate::platform::jobs::{self, BoxFuture, Job, JobHandler, NewJob, Outcome};
+use crate::platform::money::format_money;
 use crate::platform::outbox::topic;
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
@@ -224,54 +225,9 @@ fn quoted(name: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-/// Digits after the decimal point of a currency's minor unit (ISO 4217):
-/// two unless listed.
-fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    }
-}
-
-/// An amount in minor units as the currency writes it: 1999 USD is
-/// `19.99 USD`, 1999 JPY is `1999 JPY`, 1999 KWD is `1.999 KWD`.
-pub fn format_money(minor: i64, currency: &str) -> String {
-    let digits = minor_digits(currency);
-    let sign = if minor < 0 { "-" } else { "" };
-    let magnitude = minor.unsigned_abs();
-    if digits == 0 {
-        return format!("{sign}{magnitude} {currency}");
-    }
-    let scale = 10u64.pow(digits);
-    format!(
-        "{sign}{}.{:0width$} {currency}",
-        magnitude / scale,
-        magnitude % scale,
-        width = digits as usize
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_is_written_in_the_currency_s_minor_unit() {
-        assert_eq!(format_money(1999, "USD"), "19.99 USD");
-        assert_eq!(format_money(5, "EUR"), "0.05 EUR");
-        assert_eq!(format_money(0, "USD"), "0.00 USD");
-        assert_eq!(format_money(-250, "USD"), "-2.50 USD");
-        assert_eq!(format_money(1999, "JPY"), "1999 JPY");
-        assert_eq!(format_money(1999, "KWD"), "1.999 KWD");
-        assert_eq!(
-            format_money(i64::MIN, "USD"),
-            "-92233720368547758.08 USD",
-            "no overflow at the extreme"
-        );
-    }
 
     fn confirmation(name: &str) -> Confirmation {
         Confirmation {

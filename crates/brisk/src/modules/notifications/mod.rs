@@ -32,7 +32,7 @@ use crate::platform::dispatch::Consumer;
 use crate::platform::jobs::JobHandler;
 use crate::platform::state::AppState;
 
-pub use confirmation::{EMAIL_ORDER_CONFIRMATION, format_money};
+pub use confirmation::EMAIL_ORDER_CONFIRMATION;
 pub use mailer::{Mailer, MailerError};
 
 /// The SMTP URL when e-mail is on (set and not blank).
