@@ -975,3 +975,73 @@ async fn the_open_dashboard_sees_a_new_order_and_pages_cost_what_their_api_calls
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn requests_racing_with_an_expired_access_token_share_one_renewal() {
+    let server = common::start().await;
+    let (owner, browser) = owner_browser(&server, "Racing").await;
+    let cookie = browser.cookies["brisk_admin"].clone();
+    let mut parts = cookie.splitn(3, '~');
+    let (id, refresh) = (parts.next().unwrap(), parts.next().unwrap());
+    let expired = {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let claims = json!({"sub": owner.user_id, "tid": owner.tenant_id, "role": "owner", "iat": 1, "exp": 2});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"test-secret-for-brisk"),
+        )
+        .unwrap()
+    };
+    let stale = format!("brisk_admin={id}~{refresh}~{expired}");
+    // The dashboard's refresh and a click, and more, all at once.
+    let requests = (0..8).map(|i| {
+        let client = browser.client.clone();
+        let url = format!(
+            "{}{}",
+            browser.base,
+            if i % 2 == 0 {
+                "/admin/fragments/dashboard"
+            } else {
+                "/admin/customers"
+            }
+        );
+        let stale = stale.clone();
+        tokio::spawn(async move {
+            let response = client
+                .get(url)
+                .header("cookie", stale)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let cookie = response
+                .headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(|c| c.split(';').next().unwrap().to_owned());
+            (status, cookie)
+        })
+    });
+    let answers: Vec<(u16, Option<String>)> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let renewed: std::collections::BTreeSet<_> =
+        answers.iter().filter_map(|(_, c)| c.clone()).collect();
+    assert_eq!(renewed.len(), 1, "one renewal, shared: {renewed:?}");
+    // The shared renewal is a live login.
+    let mut browser = browser;
+    let value = renewed.into_iter().next().unwrap();
+    browser.cookies.insert(
+        "brisk_admin".into(),
+        value.trim_start_matches("brisk_admin=").to_owned(),
+    );
+    assert_eq!(browser.get("/admin").await.status, 200);
+    server.stop().await;
+}

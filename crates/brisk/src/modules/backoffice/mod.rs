@@ -43,10 +43,7 @@ use session::Office;
 /// The back office's routes. `api` is the API's own router with its state,
 /// which every page and form calls in-process.
 pub fn router(state: AppState, api: Router) -> Router<AppState> {
-    let office = Office {
-        state,
-        api: Api::new(api),
-    };
+    let office = Office::new(state, Api::new(api));
     Router::new()
         .route("/admin/assets/{name}", get(assets::serve))
         .route(

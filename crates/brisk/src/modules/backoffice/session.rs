@@ -8,6 +8,7 @@
 //! id, so it survives rotations and needs no storage.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
@@ -31,11 +32,62 @@ const LOGIN_CSRF_PURPOSE: &str = "admin-login-csrf";
 /// The form field every POST carries its CSRF token in.
 pub const CSRF_FIELD: &str = "csrf";
 
-/// The back office's state: the node's and the API it calls.
+/// The back office's state: the node's, the API it calls, and the
+/// renewals of the last minute.
 #[derive(Clone)]
 pub struct Office {
     pub state: AppState,
     pub api: Api,
+    /// New `(access, refresh)` tokens by the hash of the refresh token they
+    /// replaced. A browser whose access token expired may send several
+    /// requests at once (the dashboard's refresh and a click): the first
+    /// rotates the refresh token, the others wait for it and take its
+    /// answer. Presenting the old token a second time would be reuse, and
+    /// the API would end the login.
+    renewals: moka::future::Cache<String, Arc<(String, String)>>,
+}
+
+impl Office {
+    pub fn new(state: AppState, api: Api) -> Office {
+        Office {
+            state,
+            api,
+            renewals: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// The tokens that replace `refresh_token`: rotated through the API
+    /// once, shared by every request that presents it within a minute.
+    async fn renew(&self, peer: SocketAddr, refresh_token: &str) -> Option<Arc<(String, String)>> {
+        let rotate = async {
+            let reply = self
+                .api
+                .call(
+                    peer,
+                    Method::POST,
+                    "/api/v1/auth/refresh",
+                    None,
+                    Some(&json!({"refresh_token": refresh_token})),
+                )
+                .await;
+            match (
+                reply.body["access_token"].as_str(),
+                reply.body["refresh_token"].as_str(),
+            ) {
+                (Some(access), Some(refresh)) => {
+                    Ok(Arc::new((access.to_owned(), refresh.to_owned())))
+                }
+                _ => Err(reply.status),
+            }
+        };
+        self.renewals
+            .try_get_with(auth::token_hash(refresh_token), rotate)
+            .await
+            .ok()
+    }
 }
 
 /// One signed-in browser.
@@ -201,26 +253,13 @@ impl Signed {
                 Err(_) => {
                     // Expired (or signed with an older key): rotate the refresh
                     // token, as a client would.
-                    let reply = office
-                        .api
-                        .call(
-                            peer,
-                            Method::POST,
-                            "/api/v1/auth/refresh",
-                            None,
-                            Some(&json!({"refresh_token": session.refresh_token})),
-                        )
-                        .await;
-                    let (Some(access), Some(refresh)) = (
-                        reply.body["access_token"].as_str(),
-                        reply.body["refresh_token"].as_str(),
-                    ) else {
+                    let Some(tokens) = office.renew(peer, &session.refresh_token).await else {
                         return Err(signed_out(secure));
                     };
                     let renewed = Session {
                         id: session.id,
-                        refresh_token: refresh.to_owned(),
-                        access_token: access.to_owned(),
+                        access_token: tokens.0.clone(),
+                        refresh_token: tokens.1.clone(),
                     };
                     let user = office
                         .state
