@@ -168,6 +168,23 @@ class Browser:
                        f"{self.who} {name}: {response['url']} answered {response['status']}")
         driver.save_screenshot(str(OUT / f"{name}.png"))
 
+    def tab_to(self, describe, predicate, limit=80):
+        """Presses Tab until the focused element is the one wanted: what a
+        keyboard-only user does."""
+        for _ in range(limit):
+            active = self.driver.switch_to.active_element
+            if predicate(active):
+                return active
+            active.send_keys(Keys.TAB)
+        raise AssertionError(f"Tab never reached {describe} on {self.driver.current_url}")
+
+    def tab_to_id(self, element_id):
+        return self.tab_to("#" + element_id, lambda e: e.get_attribute("id") == element_id)
+
+    def tab_to_button(self, text):
+        return self.tab_to(f"the button {text!r}",
+                           lambda e: e.tag_name == "button" and e.text.strip() == text)
+
     def sign_in_with_keyboard(self, email, password):
         self.driver.get(BASE + "/admin/login")
         self.check(f"{self.who}-login")
@@ -259,6 +276,22 @@ def main():
             b.button(action).click()
             wait_for(status_text, lambda: b.find("#order-status").text == status_text)
         b.check("owner-order-shipped")
+
+        # The same with the keyboard alone: the skip link comes first, then
+        # a form is filled and sent, and an order moved, by Tab and Enter.
+        order_path = urllib.parse.urlsplit(b.driver.current_url).path
+        b.driver.get(BASE + order_path)
+        first = b.tab_to("the first focusable element", lambda e: e.tag_name == "a")
+        expect(first.text == "Skip to the content", f"the first Tab stop is the skip link, not {first.text!r}")
+        b.tab_to_button("Mark delivered").send_keys(Keys.ENTER)
+        wait_for("delivered", lambda: b.find("#order-status").text == "delivered")
+        b.visit("/admin/customers/new", "owner-customer-new-keyboard")
+        b.tab_to_id("f-name").send_keys("Kay Board", Keys.TAB, f"kay-{run}@browser.example", Keys.ENTER)
+        b.settle("/admin/customers/")
+        wait_for("the new customer's page", lambda: b.find("h1").text == "Kay Board")
+        b.tab_to_id("f-amount").send_keys("25", Keys.ENTER)
+        wait_for("the keyboard's credit", lambda: b.find("#wallet-balance").text == "$25.00")
+        b.check("owner-customer-keyboard")
 
         # An open dashboard changes without a reload.
         b.visit("/admin", "owner-dashboard-before")

@@ -26,6 +26,8 @@ pub struct ListFilters {
     #[serde(default)]
     q: String,
     #[serde(default)]
+    category_id: String,
+    #[serde(default)]
     active: String,
     #[serde(default)]
     min_price: String,
@@ -55,6 +57,7 @@ pub async fn list(signed: Signed, Query(f): Query<ListFilters>) -> Response {
             "/api/v1/products",
             &[
                 ("q", f.q.as_str()),
+                ("category_id", f.category_id.as_str()),
                 ("active", f.active.as_str()),
                 ("min_price", min.as_str()),
                 ("max_price", max.as_str()),
@@ -67,8 +70,21 @@ pub async fn list(signed: Signed, Query(f): Query<ListFilters>) -> Response {
     } else {
         Errors::from_reply(&reply)
     };
+    let categories = signed.get("/api/v1/categories?limit=100").await;
+    let mut category_options: Vec<(String, String)> = vec![(String::new(), "Any category".into())];
+    category_options.extend(
+        categories
+            .items()
+            .iter()
+            .map(|c| (view::text(&c["id"]), view::text(&c["name"]))),
+    );
+    let category_refs: Vec<(&str, &str)> = category_options
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str()))
+        .collect();
     let filters = [
         ("q", f.q.as_str()),
+        ("category_id", f.category_id.as_str()),
         ("active", f.active.as_str()),
         ("min_price", f.min_price.as_str()),
         ("max_price", f.max_price.as_str()),
@@ -79,6 +95,9 @@ pub async fn list(signed: Signed, Query(f): Query<ListFilters>) -> Response {
         }
         form.filters method="get" action="/admin/products" role="search" {
             (view::input("Name contains", "q", &f.q, "search", &errors))
+            @if category_refs.len() > 1 {
+                (view::select("Category", "category_id", &category_refs, &f.category_id, &errors))
+            }
             (view::select("Active", "active", &[("", "Any"), ("true", "Active"), ("false", "Inactive")], &f.active, &errors))
             (view::input(&format!("Lowest price ({})", signed.currency), "min_price", &f.min_price, "text", &errors))
             (view::input(&format!("Highest price ({})", signed.currency), "max_price", &f.max_price, "text", &errors))

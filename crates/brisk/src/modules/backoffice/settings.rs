@@ -40,6 +40,10 @@ pub struct SettingsQuery {
     jobs_cursor: String,
     #[serde(default)]
     users_cursor: String,
+    #[serde(default)]
+    webhooks_cursor: String,
+    #[serde(default)]
+    deliveries_cursor: String,
 }
 
 /// What a form posted to the page left: a refusal with the fields as
@@ -72,15 +76,20 @@ async fn settings_page(
     if !users.ok() {
         return signed.problem(&users);
     }
-    let webhooks = signed.get("/api/v1/webhooks").await;
+    let webhooks = signed
+        .get(&with_query(
+            "/api/v1/webhooks",
+            &[("cursor", q.webhooks_cursor.as_str())],
+        ))
+        .await;
     let deliveries = if q.webhook.is_empty() {
         None
     } else {
         Some(
             signed
-                .get(&format!(
-                    "/api/v1/webhooks/{}/deliveries?limit=20",
-                    id_segment(&q.webhook)
+                .get(&with_query(
+                    &format!("/api/v1/webhooks/{}/deliveries", id_segment(&q.webhook)),
+                    &[("cursor", q.deliveries_cursor.as_str())],
                 ))
                 .await,
         )
@@ -150,6 +159,7 @@ async fn settings_page(
                         }
                     }
                 }
+                (view::pager_as("/admin/settings", &[], "webhooks_cursor", &q.webhooks_cursor, &webhooks))
             }
             @if let Some(deliveries) = &deliveries {
                 h3 #deliveries-heading { "Deliveries" }
@@ -173,6 +183,7 @@ async fn settings_page(
                             }
                         }
                     }
+                    (view::pager_as("/admin/settings", &[("webhook", q.webhook.as_str())], "deliveries_cursor", &q.deliveries_cursor, deliveries))
                 }
             }
             form.card method="post" action="/admin/settings/webhooks" {
