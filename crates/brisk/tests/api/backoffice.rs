@@ -626,6 +626,19 @@ async fn a_refused_form_shows_the_apis_messages_and_changes_nothing() {
 
     let customer_id = customer(&server, &owner, "Wally").await;
     let customer_path = format!("/admin/customers/{customer_id}");
+    // Emptying the name on the edit form: the API's refusal, the name kept.
+    let page = browser
+        .submit(
+            &customer_path,
+            &customer_path,
+            &[("name", ""), ("status", "active")],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    let kept = server
+        .get(&format!("/api/v1/customers/{customer_id}"), &owner.token)
+        .await;
+    assert_eq!(kept.body["name"], "Wally");
     for amount in ["abc", "1.999", "-5"] {
         let page = browser
             .submit(
@@ -1043,5 +1056,35 @@ async fn requests_racing_with_an_expired_access_token_share_one_renewal() {
         value.trim_start_matches("brisk_admin=").to_owned(),
     );
     assert_eq!(browser.get("/admin").await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_is_sent_as_typed_spaces_and_all() {
+    let server = common::start().await;
+    let owner = server.signup("Spaces").await;
+    let email = format!("spaced-{}@example.com", uuid::Uuid::now_v7().simple());
+    let r = server
+        .post(
+            "/api/v1/users",
+            &owner.token,
+            json!({"email": email, "name": "Spaced", "password": "  spaced out  ", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut browser = Browser::new(&server);
+    let token = browser.get("/admin/login").await.csrf();
+    let trimmed = browser
+        .post(
+            "/admin/login",
+            &[
+                ("csrf", &token),
+                ("email", &email),
+                ("password", "spaced out"),
+            ],
+        )
+        .await;
+    assert_eq!(trimmed.status, 401, "the spaces are part of the password");
+    Browser::sign_in(&server, &email, "  spaced out  ").await;
     server.stop().await;
 }

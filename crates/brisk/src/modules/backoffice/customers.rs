@@ -182,6 +182,11 @@ impl Fields {
                 .map_or_else(|_| json!(self.discount_bp), |n| json!(n));
             body.insert("discount_bp".to_owned(), value);
         }
+        // A name emptied on the edit form is sent as typed, for the API to
+        // refuse (a name is required), not quietly left as it was.
+        if update && self.name.is_empty() {
+            body.insert("name".to_owned(), json!(""));
+        }
         let tags: Vec<&str> = self
             .tags
             .split(',')

@@ -333,6 +333,15 @@ impl Form {
             .map_or("", |(_, v)| v.trim())
     }
 
+    /// The field's value exactly as typed (a password: its spaces are
+    /// part of it); empty when absent.
+    pub fn raw(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     /// Every value of a repeated field, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0
@@ -469,7 +478,7 @@ pub async fn login(
             Method::POST,
             "/api/v1/auth/login",
             None,
-            Some(&json!({"email": email, "password": form.get("password")})),
+            Some(&json!({"email": email, "password": form.raw("password")})),
         )
         .await;
     match (

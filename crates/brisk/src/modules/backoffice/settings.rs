@@ -246,7 +246,7 @@ pub async fn create_user(posted: Posted) -> Response {
     let Posted { signed, form } = posted;
     let body = json!({
         "name": form.get("name"), "email": form.get("email"),
-        "password": form.get("password"), "role": form.get("role"),
+        "password": form.raw("password"), "role": form.get("role"),
     });
     let reply = signed.post("/api/v1/users", &body).await;
     if reply.ok() {

@@ -1,6 +1,7 @@
 // Brisk back office: two enhancements over pages that work without them.
 // 1. An element with data-refresh="URL" reloads its contents from URL every
-//    second while the page is visible (the dashboard's figures).
+//    second while the page is visible (the dashboard's figures); taking the
+//    attribute away stops it.
 // 2. A form with data-preview="URL" posts itself there as it is edited and
 //    shows the answer in the element named by data-preview-into (a
 //    quotation's prices from the pricing engine).
@@ -9,12 +10,14 @@
   function refresh(element) {
     var etag = null;
     function tick() {
+      var url = element.dataset.refresh;
+      if (!url) return;
       if (document.visibilityState !== "visible") {
         setTimeout(tick, 1000);
         return;
       }
       var headers = etag ? { "If-None-Match": etag } : {};
-      fetch(element.dataset.refresh, { headers: headers, credentials: "same-origin" })
+      fetch(url, { headers: headers, credentials: "same-origin" })
         .then(function (response) {
           if (response.status !== 200) return null;
           etag = response.headers.get("ETag");
