@@ -573,8 +573,16 @@ async fn refused_orders_do_not_fail_the_orders_committed_with_them() {
         numbers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         expected
     );
+    // Compared as instants: RFC 3339 drops trailing zeros of the fraction
+    // (`.76965Z` is 769,650 µs), so the text's order is not the time's.
+    let instant = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
     assert!(
-        numbers.windows(2).all(|w| w[0].1 < w[1].1),
+        numbers
+            .windows(2)
+            .all(|w| instant(&w[0].1) < instant(&w[1].1)),
         "a higher number is a later time: {numbers:?}"
     );
     assert_eq!(stock(&s, t, plenty).await, 1_000 - 23);
