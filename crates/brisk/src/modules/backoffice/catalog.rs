@@ -65,11 +65,7 @@ pub async fn list(signed: Signed, Query(f): Query<ListFilters>) -> Response {
             ],
         ))
         .await;
-    let errors = if reply.ok() {
-        Errors::default()
-    } else {
-        Errors::from_reply(&reply)
-    };
+    let errors = Errors::unless_ok(&reply);
     let categories = signed.get("/api/v1/categories?limit=100").await;
     let mut category_options: Vec<(String, String)> = vec![(String::new(), "Any category".into())];
     category_options.extend(

@@ -44,11 +44,7 @@ pub async fn list(signed: Signed, Query(f): Query<ListFilters>) -> Response {
     let mut query = filters.to_vec();
     query.push(("cursor", f.cursor.as_str()));
     let reply = signed.get(&with_query("/api/v1/customers", &query)).await;
-    let errors = if reply.ok() {
-        Errors::default()
-    } else {
-        Errors::from_reply(&reply)
-    };
+    let errors = Errors::unless_ok(&reply);
     let body = html! {
         @if signed.may(Action::WriteCustomers) {
             p.actions { a.button href="/admin/customers/new" { "New customer" } }

@@ -47,11 +47,7 @@ pub async fn page(signed: Signed, Query(q): Query<ReportQuery>) -> Response {
     ) {
         return signed.problem(&reply);
     }
-    let errors = if reply.ok() {
-        Errors::default()
-    } else {
-        Errors::from_reply(&reply)
-    };
+    let errors = Errors::unless_ok(&reply);
     let r = &reply.body;
     let rows = r["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let bars: Vec<Bar> = rows

@@ -42,11 +42,7 @@ pub async fn quotations(signed: Signed, Query(f): Query<QuotationFilters>) -> Re
     let mut query = filters.to_vec();
     query.push(("cursor", f.cursor.as_str()));
     let reply = signed.get(&with_query("/api/v1/quotations", &query)).await;
-    let errors = if reply.ok() {
-        Errors::default()
-    } else {
-        Errors::from_reply(&reply)
-    };
+    let errors = Errors::unless_ok(&reply);
     let mut statuses = vec![("", "Any status")];
     statuses.extend(
         QuotationStatus::ALL
@@ -556,11 +552,7 @@ pub async fn orders(signed: Signed, Query(f): Query<OrderFilters>) -> Response {
     let mut query = filters.to_vec();
     query.push(("cursor", f.cursor.as_str()));
     let reply = signed.get(&with_query("/api/v1/orders", &query)).await;
-    let errors = if reply.ok() {
-        Errors::default()
-    } else {
-        Errors::from_reply(&reply)
-    };
+    let errors = Errors::unless_ok(&reply);
     let mut statuses = vec![("", "Any status")];
     statuses.extend(OrderStatus::ALL.iter().map(|s| (s.as_str(), s.as_str())));
     let body = html! {

@@ -196,6 +196,15 @@ impl Errors {
         }
     }
 
+    /// What a list's filters did wrong, if the API refused them.
+    pub fn unless_ok(reply: &Reply) -> Errors {
+        if reply.ok() {
+            Errors::default()
+        } else {
+            Errors::from_reply(reply)
+        }
+    }
+
     pub fn field(field: &str, message: &str) -> Errors {
         Errors {
             general: Some(format!("{field} {message}")),
