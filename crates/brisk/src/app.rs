@@ -438,9 +438,13 @@ fn spawn_background(state: &AppState) -> Background {
         },
     );
     spawn_cache_fanout(state, &mut background);
-    let (db, clicks) = (state.db.clone(), state.share_link_clicks.clone());
+    let (db, cache, clicks) = (
+        state.db.clone(),
+        state.cache.clone(),
+        state.share_link_clicks.clone(),
+    );
     background.spawn("share-link click flusher", move |stop| {
-        modules::links::flush_until_stopped(db, clicks, stop)
+        modules::links::flush_until_stopped(db, cache, clicks, stop)
     });
     let limits = state.limits.clone();
     background.every(

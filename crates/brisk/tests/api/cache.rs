@@ -277,6 +277,202 @@ async fn every_write_that_changes_a_cached_read_shows_on_the_next_read() {
     );
 }
 
+/// GETs `path`, asserting a 200, and returns its body.
+async fn read(s: &TestServer, path: &str, token: &str) -> Value {
+    let r = s.get(path, token).await;
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.body
+}
+
+fn count(body: &Value) -> usize {
+    body["items"].as_array().map_or(0, Vec::len)
+}
+
+/// The sales reads (customers, wallets, quotations, orders, stock levels
+/// and movements), share links and the user list are cached too; every write that changes one shows on
+/// the very next read of the same node, each read having been warmed
+/// first so a stale copy would be there to serve. No outbox dispatcher
+/// runs: its repeated invalidation must not be what makes a read fresh.
+#[tokio::test]
+async fn every_write_that_changes_a_cached_sales_read_shows_on_the_next_read() {
+    let s = start_with(|c| c.workers = 0).await;
+    let owner = s.signup("Sales").await;
+    let t = &owner.token;
+    let made = s
+        .post(
+            "/api/v1/products",
+            t,
+            json!({"name": "Lamp", "variants": [{"sku": "L-1", "price": 1000, "cost": 400, "stock": 10, "reorder_level": 5}]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let vid = made.body["variants"][0]["id"].as_str().unwrap().to_owned();
+    let customers = "/api/v1/customers";
+    let low = "/api/v1/inventory?low_stock=true";
+    let movements = format!("/api/v1/variants/{vid}/movements");
+    let quotations = "/api/v1/quotations";
+    let sent = "/api/v1/quotations?status=sent";
+    let orders = "/api/v1/orders";
+    assert_eq!(count(&read(&s, customers, t).await), 0);
+    assert_eq!(count(&read(&s, low, t).await), 0);
+    // The opening stock is a movement of its own.
+    let opening = count(&read(&s, &movements, t).await);
+    assert_eq!(count(&read(&s, quotations, t).await), 0);
+    assert_eq!(count(&read(&s, sent, t).await), 0);
+    assert_eq!(count(&read(&s, orders, t).await), 0);
+
+    // A new customer, then an edit.
+    let created = s.post(customers, t, json!({"name": "Ada"})).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let cid = created.body["id"].as_str().unwrap().to_owned();
+    let customer = format!("/api/v1/customers/{cid}");
+    let wallet = format!("{customer}/wallet");
+    let ledger = format!("{customer}/wallet/transactions");
+    assert_eq!(read(&s, customers, t).await["items"][0]["name"], "Ada");
+    assert_eq!(read(&s, &customer, t).await["name"], "Ada");
+    assert_eq!(read(&s, &wallet, t).await["balance"], 0);
+    assert_eq!(count(&read(&s, &ledger, t).await), 0);
+    let edited = s.patch(&customer, t, json!({"name": "Ada L."})).await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(read(&s, customers, t).await["items"][0]["name"], "Ada L.");
+    assert_eq!(read(&s, &customer, t).await["name"], "Ada L.");
+    // A warm read runs no statement.
+    assert_eq!(s.get(&customer, t).await.statements(), 0);
+
+    // A wallet credit (its reads warmed again: the edit invalidated them).
+    assert_eq!(read(&s, &wallet, t).await["balance"], 0);
+    assert_eq!(count(&read(&s, &ledger, t).await), 0);
+    let credited = s
+        .post(&format!("{wallet}/credits"), t, json!({"amount": 5000}))
+        .await;
+    assert_eq!(credited.status, 201, "{}", credited.body);
+    assert_eq!(read(&s, &wallet, t).await["balance"], 5000);
+    assert_eq!(count(&read(&s, &ledger, t).await), 1);
+
+    // A quotation through its lifecycle, converted into a wallet-paid order.
+    let quoted = s
+        .post(
+            quotations,
+            t,
+            json!({"customer_id": cid, "items": [{"variant_id": vid, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(quoted.status, 201, "{}", quoted.body);
+    let qid = quoted.body["id"].as_str().unwrap().to_owned();
+    let quotation = format!("/api/v1/quotations/{qid}");
+    assert_eq!(read(&s, quotations, t).await["items"][0]["status"], "draft");
+    assert_eq!(read(&s, &quotation, t).await["status"], "draft");
+    for (action, status) in [("send", "sent"), ("accept", "accepted")] {
+        let moved = s.post(&format!("{quotation}/{action}"), t, json!({})).await;
+        assert_eq!(moved.status, 200, "{}", moved.body);
+        assert_eq!(read(&s, &quotation, t).await["status"], status);
+        assert_eq!(read(&s, quotations, t).await["items"][0]["status"], status);
+        assert_eq!(
+            count(&read(&s, sent, t).await),
+            usize::from(status == "sent")
+        );
+    }
+    let converted = s
+        .post(
+            &format!("{quotation}/convert"),
+            t,
+            json!({"payment_method": "wallet"}),
+        )
+        .await;
+    assert_eq!(converted.status, 201, "{}", converted.body);
+    let oid = converted.body["id"].as_str().unwrap().to_owned();
+    let order = format!("/api/v1/orders/{oid}");
+    assert_eq!(read(&s, &quotation, t).await["status"], "converted");
+    assert_eq!(read(&s, orders, t).await["items"][0]["id"], oid.as_str());
+    assert_eq!(read(&s, &wallet, t).await["balance"], 3000);
+    assert_eq!(count(&read(&s, &ledger, t).await), 2);
+    assert_eq!(count(&read(&s, &movements, t).await), opening + 1);
+    assert_eq!(count(&read(&s, low, t).await), 0, "stock 8 is above 5");
+
+    // Paid from the wallet, it starts paid; cancelled, the wallet is refunded.
+    assert_eq!(read(&s, &order, t).await["status"], "paid");
+    let cancelled = s
+        .post(
+            &format!("{order}/status"),
+            t,
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(read(&s, &order, t).await["status"], "cancelled");
+    assert_eq!(read(&s, orders, t).await["items"][0]["status"], "cancelled");
+    assert_eq!(read(&s, &wallet, t).await["balance"], 5000);
+    assert_eq!(count(&read(&s, &ledger, t).await), 3);
+    assert_eq!(count(&read(&s, &movements, t).await), opening + 2);
+
+    // An order on invoice, placed then paid; then stock taken below the
+    // reorder level by hand.
+    let paid_only = format!("{orders}?status=paid");
+    assert_eq!(count(&read(&s, &paid_only, t).await), 0);
+    let placed = s
+        .post(orders, t, json!({"customer_id": cid, "payment_method": "invoice", "items": [{"variant_id": vid, "quantity": 1}]}))
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(count(&read(&s, orders, t).await), 2);
+    let invoiced = format!("/api/v1/orders/{}", placed.body["id"].as_str().unwrap());
+    assert_eq!(read(&s, &invoiced, t).await["status"], "placed");
+    let paid = s
+        .post(&format!("{invoiced}/status"), t, json!({"status": "paid"}))
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    assert_eq!(read(&s, &invoiced, t).await["status"], "paid");
+    assert_eq!(count(&read(&s, &paid_only, t).await), 1);
+    assert_eq!(count(&read(&s, low, t).await), 0, "stock 9 is above 5");
+    assert_eq!(count(&read(&s, &movements, t).await), opening + 3);
+    let adjusted = s
+        .post(
+            &format!("/api/v1/variants/{vid}/stock-adjustments"),
+            t,
+            json!({"delta": -5, "reason": "damaged"}),
+        )
+        .await;
+    assert_eq!(adjusted.status, 200, "{}", adjusted.body);
+    let low_now = read(&s, low, t).await;
+    assert_eq!(count(&low_now), 1);
+    assert_eq!(low_now["items"][0]["stock"], 4);
+    assert_eq!(count(&read(&s, &movements, t).await), opening + 4);
+
+    // A share link, created and then turned off.
+    let product_id = made.body["id"].as_str().unwrap();
+    let links = format!("/api/v1/share-links?product_id={product_id}");
+    assert_eq!(count(&read(&s, &links, t).await), 0);
+    let link = s
+        .post("/api/v1/share-links", t, json!({"product_id": product_id}))
+        .await;
+    assert_eq!(link.status, 201, "{}", link.body);
+    let link_path = format!("/api/v1/share-links/{}", link.body["id"].as_str().unwrap());
+    assert_eq!(read(&s, &links, t).await["items"][0]["active"], true);
+    assert_eq!(read(&s, &link_path, t).await["active"], true);
+    let off = s.patch(&link_path, t, json!({"active": false})).await;
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert_eq!(read(&s, &links, t).await["items"][0]["active"], false);
+    assert_eq!(read(&s, &link_path, t).await["active"], false);
+
+    // A new user.
+    let users = count(&read(&s, "/api/v1/users", t).await);
+    let hired = s
+        .post(
+            "/api/v1/users",
+            t,
+            json!({"email": "clerk@example.com", "name": "Clerk", "password": "correct horse battery staple", "role": "sales"}),
+        )
+        .await;
+    assert_eq!(hired.status, 201, "{}", hired.body);
+    assert_eq!(count(&read(&s, "/api/v1/users", t).await), users + 1);
+
+    // A deleted customer is gone from every read of it.
+    assert_eq!(s.delete(&customer, t).await.status, 204);
+    assert_eq!(count(&read(&s, customers, t).await), 0);
+    assert_eq!(s.get(&customer, t).await.status, 404);
+    assert_eq!(s.get(&wallet, t).await.status, 404);
+    assert_eq!(s.get(&ledger, t).await.status, 404);
+}
+
 #[tokio::test]
 async fn one_tenant_s_cached_pages_never_reach_another_tenant() {
     let s = start().await;

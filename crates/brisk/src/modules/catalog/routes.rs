@@ -179,7 +179,9 @@ async fn get_product(
         &[PRODUCT_LIST_FIELDS, PRODUCT_DETAIL_FIELDS],
     )?;
     let tenant = &auth.tenant_id;
-    let key = format!("product:{tenant}:{id}?{}", query.unwrap_or_default());
+    // The id quoted: a decoded id may hold `?`, and must not make one
+    // product's key read as another's with a query.
+    let key = format!("product:{tenant}:{id:?}?{}", query.unwrap_or_default());
     let compute = || async {
         let product = products::product_detail(&state, tenant, &id).await?;
         object_body(&product, &fields)

@@ -1,8 +1,8 @@
 //! HTTP routes of the CRM module: parse, authorize, validate, call the store.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::platform::auth::{Action, AuthUser};
 use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, refusal_unless_missing};
-use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_body, object_body};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
 
@@ -312,7 +312,9 @@ async fn create_customer(
     auth.require(Action::WriteCustomers)?;
     let new = validate_new(body.parse()?)?;
     let customer = store::create(&state.db, &auth.tenant_id, new).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::customer_changed(&auth.tenant_id));
     Ok((StatusCode::CREATED, Json(customer)))
 }
 
@@ -322,13 +324,23 @@ async fn create_customer(
 async fn list_customers(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
     let filter = filter_from(&params)?;
-    let (items, next) = store::list(&state.db, &auth.tenant_id, &filter, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("customers:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (items, next) = store::list(&state.db, tenant, &filter, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::customers(tenant)], compute)
+        .await
 }
 
 /// One customer.
@@ -338,11 +350,21 @@ async fn get_customer(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), CUSTOMER_FIELDS)?;
-    let customer = store::get(&state.db, &auth.tenant_id, &id).await?;
-    Ok(object_response(&customer, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("customer:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let customer = store::get(&state.db, tenant, &id).await?;
+        object_body(&customer, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::customers(tenant)], compute)
+        .await
 }
 
 /// Change some of a customer's fields.
@@ -362,7 +384,9 @@ async fn update_customer(
     )
     .await?;
     let customer = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::customer_changed(&auth.tenant_id));
     Ok(Json(customer))
 }
 
@@ -376,6 +400,8 @@ async fn delete_customer(
 ) -> ApiResult<StatusCode> {
     auth.require(Action::WriteCustomers)?;
     store::delete(&state.db, &auth.tenant_id, &id).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::customer_changed(&auth.tenant_id));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -255,7 +255,7 @@ pub async fn get(db: &Db, tenant_id: &TenantId, id: &str) -> Result<Customer, Cr
     )
     .bind(tenant_id)
     .bind(id)
-    .fetch_optional_as::<_, CustomerRow>(db.reader())
+    .fetch_optional_as::<_, CustomerRow>(db.current_reader())
     .await?
     .ok_or(CrmError::CustomerNotFound)?
     .into_customer()
@@ -431,7 +431,7 @@ pub async fn list(
         statement = statement.planned_per_run();
     }
     let rows = statement
-        .fetch_all_as::<_, CustomerRow>(db.reader())
+        .fetch_all_as::<_, CustomerRow>(db.current_reader())
         .await?;
     let customers = into_customers(rows)?;
     Ok(page.finish(customers, |c| Cursor {

@@ -1,7 +1,8 @@
 //! Inventory routes: stock adjustments, movements, stock levels.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -10,9 +11,10 @@ use utoipa_axum::routes;
 use super::error::StockError;
 use super::store::{self, MOVEMENT_FIELDS, STOCK_LEVEL_FIELDS};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, ListQuery, Page, list_response};
+use crate::platform::http::list::{Fields, ListQuery, Page, list_body};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
 
@@ -88,12 +90,24 @@ async fn list_movements(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), MOVEMENT_FIELDS)?;
-    let (items, next) = store::list_movements(&state, &auth.tenant_id, &id, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("movements:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    // Every stock movement is written with a stock change, and every stock
+    // change invalidates the catalog tag.
+    let compute = || async {
+        let (items, next) = store::list_movements(&state, tenant, &id, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::catalog(tenant)], compute)
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -112,6 +126,8 @@ pub struct StockParams {
 async fn list_stock(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<StockParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
@@ -119,6 +135,14 @@ async fn list_stock(
     let low_only =
         crate::platform::http::extract::parse_bool("low_stock", params.low_stock.as_deref())?
             .unwrap_or(false);
-    let (items, next) = store::list_stock(&state, &auth.tenant_id, low_only, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("stock:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (items, next) = store::list_stock(&state, tenant, low_only, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::catalog(tenant)], compute)
+        .await
 }

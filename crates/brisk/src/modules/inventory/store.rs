@@ -279,7 +279,7 @@ pub async fn list_movements(
     variant_id: &str,
     page: &Page,
 ) -> Result<(Vec<MovementView>, Option<String>), StockError> {
-    let db = state.db.reader();
+    let db = state.db.current_reader();
     if !variant_exists(db, tenant_id, variant_id).await? {
         return Err(StockError::VariantNotFound);
     }
@@ -335,7 +335,7 @@ pub async fn list_stock(
         .bind(page.fetch_limit());
     let rows = q
         .build()
-        .fetch_all_as::<_, StockLevel>(state.db.reader())
+        .fetch_all_as::<_, StockLevel>(state.db.current_reader())
         .await?;
     Ok(page.finish(rows, |s| Cursor {
         created_at: s.created_at,

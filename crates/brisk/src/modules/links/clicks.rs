@@ -5,11 +5,13 @@
 //! for the next one; the stop signal triggers a last flush (the server has
 //! finished its requests by then), so a graceful stop loses nothing.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::store;
+use crate::platform::cache::{Cache, tags};
 use crate::platform::db::Db;
 use crate::platform::tally::Tally;
 use crate::platform::tenant::TenantId;
@@ -24,11 +26,14 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const FINAL_ATTEMPTS: u32 = 5;
 
 /// Writes what was counted since the last flush; keeps what failed.
-pub async fn flush(db: &Db, tally: &Tally<(TenantId, String)>) {
+/// Returns the tenants whose links' counts changed (their cached link
+/// reads are stale).
+pub async fn flush(db: &Db, tally: &Tally<(TenantId, String)>) -> BTreeSet<TenantId> {
     let taken = tally.take();
     if taken.is_empty() {
-        return;
+        return BTreeSet::new();
     }
+    let tenants: BTreeSet<TenantId> = taken.keys().map(|(tenant, _)| tenant.clone()).collect();
     let (written, failed) = store::add_clicks(db, taken.into_iter().collect()).await;
     if written > 0 {
         metrics::counter!("brisk_share_link_clicks_flushed_total").increment(written);
@@ -36,12 +41,29 @@ pub async fn flush(db: &Db, tally: &Tally<(TenantId, String)>) {
     if !failed.is_empty() {
         tally.put_back(failed.into_iter().collect());
     }
+    // A failed chunk may sit beside written ones: invalidating its tenants
+    // too costs a re-read, never a stale count.
+    if written > 0 {
+        tenants
+    } else {
+        BTreeSet::new()
+    }
+}
+
+/// [`flush`], then the written tenants' link reads invalidated.
+async fn flush_and_invalidate(db: &Db, cache: &Cache, tally: &Tally<(TenantId, String)>) {
+    let tenants = flush(db, tally).await;
+    if !tenants.is_empty() {
+        let stale: Vec<String> = tenants.iter().map(tags::share_links).collect();
+        cache.invalidate(&stale);
+    }
 }
 
 /// Flushes every [`FLUSH_EVERY`] until `stop`, then once more (retrying a
 /// few times if the database hiccups).
 pub async fn flush_until_stopped(
     db: Db,
+    cache: Cache,
     tally: Tally<(TenantId, String)>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -54,11 +76,11 @@ pub async fn flush_until_stopped(
     loop {
         tokio::select! {
             () = &mut stopped => break,
-            _ = tick.tick() => flush(&db, &tally).await,
+            _ = tick.tick() => flush_and_invalidate(&db, &cache, &tally).await,
         }
     }
     for attempt in 0..FINAL_ATTEMPTS {
-        flush(&db, &tally).await;
+        flush_and_invalidate(&db, &cache, &tally).await;
         if tally.is_empty() {
             return;
         }

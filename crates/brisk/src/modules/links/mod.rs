@@ -8,12 +8,14 @@
 //! future when it was written, and is compared with the clock at every
 //! public request, never cached as a verdict. The public answer is served
 //! from the cache (`public`): the link's state under `share_link(code)`,
-//! the product's public view under that and `product(tenant, id)`; a link
-//! write invalidates `share_link(code)` after it commits, catalog writes
-//! invalidate the product's tag. Clicks (only 200 answers) are counted in
-//! memory per node and written in batches by `clicks`, as increments, so
-//! several nodes add up; counts whose write failed are kept for the next
-//! flush, and the last flush runs on graceful stop.
+//! the product's public view under that and `product(tenant, id)`; the
+//! API's list and detail under `share_links(tenant)`. A link write
+//! invalidates `share_link(code)` and `share_links(tenant)` after it
+//! commits, catalog writes invalidate the product's tag. Clicks (only 200
+//! answers) are counted in memory per node and written in batches by
+//! `clicks`, as increments, so several nodes add up; each flush that wrote
+//! invalidates its tenants' `share_links`; counts whose write failed are
+//! kept for the next flush, and the last flush runs on graceful stop.
 //!
 //! Calls `catalog` (whether a product exists, its public view). Failures
 //! are [`LinkError`]s; `error.rs` alone maps them to HTTP.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -18,10 +18,11 @@ use super::public::{self, SharedProduct};
 use super::store::{self, LinkChanges, NewLink, ShareLink};
 use crate::modules::catalog;
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::clock::now_micros;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, refusal_unless_missing};
-use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_body, object_body};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
 
@@ -159,6 +160,9 @@ async fn create_share_link(
     auth.require(Action::WriteSales)?;
     let new = validate_new(&state, &auth, body.parse()?).await?;
     let link = store::create(&state.db, &auth.tenant_id, new).await?;
+    state
+        .cache
+        .invalidate(&[tags::share_links(&auth.tenant_id)]);
     Ok((StatusCode::CREATED, Json(link)))
 }
 
@@ -168,6 +172,8 @@ async fn create_share_link(
 async fn list_share_links(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
@@ -184,8 +190,16 @@ async fn list_share_links(
                 .with_errors(vec![FieldError::new("product_id", message)]),
         );
     }
-    let (items, next) = store::list(&state.db, &auth.tenant_id, product_id, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("share-links:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (items, next) = store::list(&state.db, tenant, product_id, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::share_links(tenant)], compute)
+        .await
 }
 
 /// One share link, with its click count.
@@ -195,11 +209,21 @@ async fn get_share_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(params.fields.as_deref(), SHARE_LINK_FIELDS)?;
-    let link = store::get(&state.db, &auth.tenant_id, &id).await?;
-    Ok(object_response(&link, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("share-link:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let link = store::get(&state.db, tenant, &id).await?;
+        object_body(&link, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::share_links(tenant)], compute)
+        .await
 }
 
 /// Turn a share link on or off, or change its expiry.
@@ -220,9 +244,10 @@ async fn update_share_link(
     .await?;
     let link = store::update(&state.db, &auth.tenant_id, &id, changes).await?;
     // Committed: every node's `/s/{code}` answers from the new state.
-    state
-        .cache
-        .invalidate(&[crate::platform::cache::tags::share_link(&link.code)]);
+    state.cache.invalidate(&[
+        tags::share_link(&link.code),
+        tags::share_links(&auth.tenant_id),
+    ]);
     Ok(Json(link))
 }
 

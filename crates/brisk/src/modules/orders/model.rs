@@ -76,10 +76,12 @@ pub struct Order {
 
 impl Order {
     /// The cached reads an order placed, moved or cancelled makes stale:
-    /// its products' stock (catalog pages and details) and the dashboard.
+    /// the order reads, its wallet's (debit, refund), its products' stock
+    /// (catalog pages and details) and the dashboard.
     pub fn stale_reads(&self, tenant_id: &crate::platform::tenant::TenantId) -> Vec<String> {
-        crate::platform::cache::tags::products_changed(
+        crate::platform::cache::tags::order_changed(
             tenant_id,
+            self.payment_method == "wallet",
             self.items.iter().map(|item| item.product_id.as_str()),
         )
     }

@@ -1,7 +1,7 @@
 //! Order routes.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -15,11 +15,12 @@ use super::model::{HISTORY_FIELDS, ORDER_DETAIL_FIELDS, ORDER_LIST_FIELDS, Order
 use super::store::{self, LinePrices, NewOrder, OrderFilter};
 use crate::modules::pricing::{CartItem, check_items};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
 use crate::platform::http::list::{
-    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+    Fields, FieldsQuery, ListQuery, Page, list_body, list_response, object_body,
 };
 use crate::platform::idempotency;
 use crate::platform::state::AppState;
@@ -161,6 +162,8 @@ fn date_param(name: &str, value: Option<&str>) -> ApiResult<Option<time::Date>> 
 async fn list_orders(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<OrderListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
@@ -181,8 +184,16 @@ async fn list_orders(
             .and_then(|d| d.next_day())
             .map(clock::start_of_day_micros),
     };
-    let (items, next) = store::list_orders(&state, &auth.tenant_id, &filter, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("orders:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (items, next) = store::list_orders(&state, tenant, &filter, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::orders(tenant)], compute)
+        .await
 }
 
 /// An order with its items and its latest 20 status changes.
@@ -192,14 +203,24 @@ async fn get_order(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse_among(
         p.fields.as_deref(),
         &[ORDER_LIST_FIELDS, ORDER_DETAIL_FIELDS],
     )?;
-    let order = store::order_detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(object_response(&order, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("order:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let order = store::order_detail(state.db.current_reader(), tenant, &id).await?;
+        object_body(&order, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::orders(tenant)], compute)
+        .await
 }
 
 /// An order's whole status history, newest first.

@@ -784,7 +784,7 @@ pub async fn list_orders(
     filter: &OrderFilter,
     page: &Page,
 ) -> Result<(Vec<Order>, Option<String>), OrderError> {
-    let db = state.db.reader();
+    let db = state.db.current_reader();
     let mut q = SqlBuilder::new(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = "
     ));

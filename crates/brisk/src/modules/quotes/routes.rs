@@ -1,8 +1,8 @@
 //! Quotation routes.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Deserialize;
@@ -21,7 +21,7 @@ use crate::platform::cache::tags;
 use crate::platform::clock;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ActionJson, ApiJson, ApiQuery};
-use crate::platform::http::list::{Fields, FieldsQuery, Page, list_response, object_response};
+use crate::platform::http::list::{Fields, FieldsQuery, Page, list_body, object_body};
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
 
@@ -131,7 +131,9 @@ async fn create(
     check_input(&mut v, &input);
     v.finish()?;
     let quotation = store::create(&state, &auth.tenant_id, input).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::quotation_changed(&auth.tenant_id));
     Ok((StatusCode::CREATED, Json(quotation)))
 }
 
@@ -152,6 +154,8 @@ pub struct ListParams {
 async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
@@ -165,8 +169,27 @@ async fn list(
         })?),
     };
     let customer_id = p.customer_id.as_deref().filter(|c| !c.is_empty());
-    let (items, next) = store::list(&state, &auth.tenant_id, status, customer_id, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!(
+        "quotations:{tenant}:{}?{}",
+        as_of_today(),
+        query.unwrap_or_default()
+    );
+    let compute = || async {
+        let (items, next) = store::list(&state, tenant, status, customer_id, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::quotations(tenant)], compute)
+        .await
+}
+
+/// The day a quotation's status is read on: a draft or sent quotation past
+/// its date reads as expired, with no write to say so, so a cached answer
+/// holds for one UTC day at most (the day is part of its key).
+fn as_of_today() -> String {
+    clock::format_date(clock::today())
 }
 
 /// A quotation with its lines.
@@ -176,11 +199,25 @@ async fn get(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(p.fields.as_deref(), QUOTATION_FIELDS)?;
-    let q = store::detail(state.db.reader(), &auth.tenant_id, &id).await?;
-    Ok(object_response(&q, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!(
+        "quotation:{tenant}:{id:?}:{}?{}",
+        as_of_today(),
+        query.unwrap_or_default()
+    );
+    let compute = || async {
+        let quotation = store::detail(state.db.current_reader(), tenant, &id).await?;
+        object_body(&quotation, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::quotations(tenant)], compute)
+        .await
 }
 
 /// Edit a draft (anything else is 409 `invalid_transition`); re-prices it.
@@ -197,7 +234,9 @@ async fn patch(
     let edit = store::begin_edit(&state, &auth.tenant_id, &id).await?;
     let input = patched(edit.contents(), body)?;
     let saved = edit.save(&auth.tenant_id, input).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::quotation_changed(&auth.tenant_id));
     Ok(Json(saved))
 }
 
@@ -234,7 +273,9 @@ async fn move_quotation(
 ) -> ApiResult<Json<Quotation>> {
     auth.require(Action::WriteSales)?;
     let moved = store::transition(state, &auth.tenant_id, id, to).await?;
-    state.cache.invalidate(&[tags::dashboard(&auth.tenant_id)]);
+    state
+        .cache
+        .invalidate(&tags::quotation_changed(&auth.tenant_id));
     Ok(Json(moved))
 }
 

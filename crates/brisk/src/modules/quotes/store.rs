@@ -12,6 +12,7 @@ use super::model::{
 use crate::modules::crm;
 use crate::modules::orders::{self, LinePrices, NewOrder, PaymentMethod};
 use crate::modules::pricing::{self, CartItem, PricedCart};
+use crate::platform::cache::tags;
 use crate::platform::clock::{self, new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql, sql_owned};
 use crate::platform::http::list::{Cursor, Page};
@@ -271,7 +272,7 @@ pub async fn list(
     customer_id: Option<&str>,
     page: &Page,
 ) -> Result<(Vec<Quotation>, Option<String>), QuoteError> {
-    let db = state.db.reader();
+    let db = state.db.current_reader();
     let today = today();
     let mut q = SqlBuilder::new(&format!(
         "SELECT {QUOTATION_COLUMNS} FROM quotations WHERE tenant_id = "
@@ -547,6 +548,8 @@ pub async fn convert(
     };
     let order = orders::place_order_in(state, &mut tx, tenant_id, &order_id, new, now).await?;
     commit(tx).await?;
-    state.cache.invalidate(&order.stale_reads(tenant_id));
+    let mut stale = order.stale_reads(tenant_id);
+    stale.extend(tags::quotation_changed(tenant_id));
+    state.cache.invalidate(&stale);
     Ok(order)
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,11 @@ use utoipa_axum::routes;
 use super::error::TenancyError;
 use super::store::{self, NewTenant, Tenant, Tokens, User};
 use crate::platform::auth::{Action, AuthUser, Role};
+use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{
-    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
+    Fields, FieldsQuery, ListQuery, Page, list_body, object_response,
 };
 use crate::platform::state::AppState;
 use crate::platform::validation::Validator;
@@ -274,11 +275,21 @@ async fn create_user(
 async fn list_users(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
     let fields = Fields::parse(params.fields.as_deref(), USER_FIELDS)?;
     auth.require(Action::ManageUsers)?;
-    let (users, next) = store::list_users(&state, &auth.tenant_id, &page).await?;
-    Ok(list_response(&users, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("users:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let (users, next) = store::list_users(&state, tenant, &page).await?;
+        list_body(&users, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::users(tenant)], compute)
+        .await
 }

@@ -347,6 +347,9 @@ pub async fn create_user(
     let mut tx = state.db.begin().await?;
     insert_user(&mut tx, tenant_id, &user, &password_hash).await?;
     commit(tx).await?;
+    state
+        .cache
+        .invalidate(&[crate::platform::cache::tags::users(tenant_id)]);
     Ok(user)
 }
 
@@ -362,7 +365,10 @@ pub async fn list_users(
         .after_cursor("", page.after.as_ref())
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(page.fetch_limit());
-    let rows = q.build().fetch_all_as::<_, User>(state.db.reader()).await?;
+    let rows = q
+        .build()
+        .fetch_all_as::<_, User>(state.db.current_reader())
+        .await?;
     Ok(page.finish(rows, |u| Cursor {
         created_at: u.created_at,
         id: u.id.clone(),

@@ -1,6 +1,6 @@
 //! Wallet routes.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -12,11 +12,10 @@ use super::model::TRANSACTION_FIELDS;
 use super::store;
 use crate::modules::{crm, tenancy};
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery, from_value};
-use crate::platform::http::list::{
-    Fields, FieldsQuery, ListQuery, Page, list_response, object_response,
-};
+use crate::platform::http::list::{Fields, FieldsQuery, ListQuery, Page, list_body, object_body};
 use crate::platform::idempotency;
 use crate::platform::state::AppState;
 use crate::platform::tenant::TenantId;
@@ -63,23 +62,37 @@ async fn get_wallet(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<FieldsQuery>,
 ) -> ApiResult<Response> {
     let fields = Fields::parse(
         params.fields.as_deref(),
         &["customer_id", "balance", "currency"],
     )?;
-    require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
-    let balance = store::balance(state.db.reader(), &auth.tenant_id, &id).await?;
-    let currency = tenancy::currency(&state, &auth.tenant_id).await?;
-    Ok(object_response(
-        &Wallet {
-            customer_id: id,
+    let tenant = &auth.tenant_id;
+    let key = format!("wallet:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    let compute = || async {
+        require_customer(state.db.current_reader(), tenant, &id).await?;
+        let balance = store::balance(state.db.current_reader(), tenant, &id).await?;
+        let currency = tenancy::currency(&state, tenant).await?;
+        let wallet = Wallet {
+            customer_id: id.clone(),
             balance,
             currency,
-        },
-        &fields,
-    ))
+        };
+        object_body(&wallet, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &wallet_tags(tenant), compute)
+        .await
+}
+
+/// What a wallet's reads are filed under: its balance and ledger change
+/// with the wallets, its 404 with the customers.
+fn wallet_tags(tenant: &TenantId) -> [String; 2] {
+    [tags::wallets(tenant), tags::customers(tenant)]
 }
 
 /// Credit a customer's wallet. Takes an `Idempotency-Key`.
@@ -143,11 +156,21 @@ async fn transactions(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(p): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(p.limit.as_deref(), p.cursor.as_deref())?;
     let fields = Fields::parse(p.fields.as_deref(), TRANSACTION_FIELDS)?;
-    require_customer(state.db.reader(), &auth.tenant_id, &id).await?;
-    let (items, next) = store::transactions(&state, &auth.tenant_id, &id, &page).await?;
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("ledger:{tenant}:{id:?}?{}", query.unwrap_or_default());
+    let compute = || async {
+        require_customer(state.db.current_reader(), tenant, &id).await?;
+        let (items, next) = store::transactions(&state, tenant, &id, &page).await?;
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &wallet_tags(tenant), compute)
+        .await
 }

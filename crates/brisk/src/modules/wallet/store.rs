@@ -2,6 +2,7 @@
 
 use super::error::WalletError;
 use super::model::{Credited, WalletTransaction};
+use crate::platform::cache::tags;
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{SqlBuilder, Tx, commit, sql};
 use crate::platform::http::list::{Cursor, Page};
@@ -196,6 +197,7 @@ pub async fn credit_at(
         claim.record(&mut tx, &credited).await?;
     }
     commit(tx).await?;
+    state.cache.invalidate(&[tags::wallets(tenant_id)]);
     Ok(credited)
 }
 
@@ -371,7 +373,7 @@ pub async fn transactions(
         .bind(page.fetch_limit());
     let rows = q
         .build()
-        .fetch_all_as::<_, WalletTransaction>(state.db.reader())
+        .fetch_all_as::<_, WalletTransaction>(state.db.current_reader())
         .await?;
     Ok(page.finish(rows, |t| Cursor {
         created_at: t.created_at,

@@ -24,9 +24,71 @@ pub fn dashboard(tenant: &TenantId) -> String {
     format!("t:{}:dashboard", tenant.as_str())
 }
 
+/// The tenant's customers as their list and detail show them (tags
+/// included); a wallet's reads also check the customer exists.
+pub fn customers(tenant: &TenantId) -> String {
+    format!("t:{}:customers", tenant.as_str())
+}
+
+/// Every wallet's balance and ledger: credits, and the debits and refunds
+/// of wallet-paid orders.
+pub fn wallets(tenant: &TenantId) -> String {
+    format!("t:{}:wallets", tenant.as_str())
+}
+
+/// The tenant's quotations, list and detail (their lines included).
+pub fn quotations(tenant: &TenantId) -> String {
+    format!("t:{}:quotations", tenant.as_str())
+}
+
+/// The tenant's orders, list and detail (lines and status history).
+pub fn orders(tenant: &TenantId) -> String {
+    format!("t:{}:orders", tenant.as_str())
+}
+
+/// The tenant's users (they are only ever added).
+pub fn users(tenant: &TenantId) -> String {
+    format!("t:{}:users", tenant.as_str())
+}
+
 /// Sales of one UTC month (`YYYY-MM`): what a report covering it shows.
 pub fn sales_month(tenant: &TenantId, month: &str) -> String {
     format!("t:{}:sales:{month}", tenant.as_str())
+}
+
+/// What a change to a customer (created, edited, deleted) makes stale: the
+/// customer reads, the wallets (whose reads answer 404 for a deleted
+/// customer) and the dashboard's customer count.
+pub fn customer_changed(tenant: &TenantId) -> Vec<String> {
+    vec![customers(tenant), wallets(tenant), dashboard(tenant)]
+}
+
+/// What a quotation's change makes stale: the quotation reads and the
+/// dashboard's open quotations.
+pub fn quotation_changed(tenant: &TenantId) -> Vec<String> {
+    vec![quotations(tenant), dashboard(tenant)]
+}
+
+/// What an order placed, moved or cancelled makes stale: the order reads,
+/// the wallets when it was paid from one (debit, refund), and its
+/// products' stock with everything that shows it ([`products_changed`]).
+pub fn order_changed<'a>(
+    tenant: &TenantId,
+    paid_from_wallet: bool,
+    product_ids: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut tags = products_changed(tenant, product_ids);
+    tags.push(orders(tenant));
+    if paid_from_wallet {
+        tags.push(wallets(tenant));
+    }
+    tags
+}
+
+/// The tenant's share links as the API lists and shows them (clicks
+/// included: the click flusher invalidates it when it writes counts).
+pub fn share_links(tenant: &TenantId) -> String {
+    format!("t:{}:share-links", tenant.as_str())
 }
 
 /// One share link, by its public code (who answers `/s/{code}`).
@@ -35,8 +97,9 @@ pub fn share_link(code: &str) -> String {
 }
 
 /// What a change to products or stock makes stale: the tenant's catalog
-/// pages, the named products' details (and share links), and the
-/// dashboard (low-stock count, top products).
+/// pages (with the stock levels and movements read under the catalog tag),
+/// the named products' details (and share links), and the dashboard
+/// (low-stock count, top products).
 pub fn products_changed<'a>(
     tenant: &TenantId,
     product_ids: impl IntoIterator<Item = &'a str>,
