@@ -583,7 +583,14 @@ mod tests {
 
     #[test]
     fn every_scenario_file_parses() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        // The directory cargo runs the test from, not the one it was built
+        // in: a shared target directory may hold a binary built from
+        // another checkout of the same sources.
+        let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+            || env!("CARGO_MANIFEST_DIR").into(),
+            std::path::PathBuf::from,
+        );
+        let dir = crate_dir.join("../../scenarios");
         let mut seen = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("scenarios/ at the repo root") {
             let path = entry.unwrap().path();

@@ -17,6 +17,14 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+/// This crate's directory as cargo runs the tests, not as they were built:
+/// a shared target directory may hold a test binary built from another
+/// checkout of the same sources.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
+}
+
 pub fn backend() -> String {
     std::env::var("BRISK_TEST_BACKEND").unwrap_or_else(|_| "sqlite".to_owned())
 }

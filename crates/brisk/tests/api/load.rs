@@ -8,7 +8,7 @@ use crate::common::*;
 use serde_json::json;
 
 fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate_dir()
         .join("../../scenarios")
         .join(format!("{name}.toml"))
 }
