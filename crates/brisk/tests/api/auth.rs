@@ -110,6 +110,67 @@ async fn login_accepts_any_email_case_and_refuses_wrong_credentials_alike() {
     assert_eq!(wrong_pw.body["detail"], no_user.body["detail"]);
 }
 
+/// A hash made with other (older, larger) argon2 parameters still logs in,
+/// and that login re-makes it with today's; a wrong password changes
+/// nothing.
+#[tokio::test]
+async fn a_login_re_makes_a_hash_of_older_parameters_and_a_wrong_password_changes_nothing() {
+    use argon2::password_hash::PasswordHasher as _;
+    let s = start().await;
+    let owner = s.signup("Rehash Co").await;
+    let old = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(19 * 1024, 2, 1, None).unwrap(),
+    )
+    .hash_password(b"correct horse")
+    .unwrap()
+    .to_string();
+    let db = s.raw_database().await;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(old.as_str())
+        .bind(owner.user_id.as_str())
+        .execute(&db)
+        .await
+        .unwrap();
+    let stored = async || -> String {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(owner.user_id.as_str())
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let login = async |password: &str| {
+        s.post_anon(
+            "/api/v1/auth/login",
+            json!({"email": owner.email, "password": password}),
+        )
+        .await
+    };
+    login("wrong horse")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(stored().await, old, "a refused login changes nothing");
+
+    let ok = login("correct horse").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let remade = stored().await;
+    assert_ne!(remade, old);
+    assert!(
+        remade.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"),
+        "{remade}"
+    );
+    assert_eq!(
+        login("correct horse").await.status,
+        200,
+        "the new hash works"
+    );
+    assert_eq!(stored().await, remade, "a current hash is kept");
+    login("wrong horse")
+        .await
+        .assert_problem(401, "invalid_credentials");
+}
+
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let s = start().await;

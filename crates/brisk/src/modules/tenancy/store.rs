@@ -200,6 +200,12 @@ pub async fn login(
         .bind(email.to_owned())
         .fetch_optional_as::<_, Credentials>(state.db.writer())
         .await?;
+    // A hash made with older parameters is re-made from the password
+    // that just matched it (the only time the password is at hand).
+    let outdated = found
+        .as_ref()
+        .filter(|c| !auth::is_current(&c.password_hash))
+        .map(|_| password.clone());
     let ok = state
         .passwords
         .verify(password, found.as_ref().map(|c| c.password_hash.clone()))
@@ -209,7 +215,28 @@ pub async fn login(
         return Err(TenancyError::InvalidCredentials);
     };
     let role = stored_role(&c.id, &c.role)?;
+    let rehashed = match outdated {
+        Some(password) => Some(
+            state
+                .passwords
+                .hash(password)
+                .await
+                .map_err(|_| TenancyError::PasswordHashing)?,
+        ),
+        None => None,
+    };
     let mut tx = state.db.begin().await?;
+    if let Some(hash) = rehashed {
+        // Only if the hash is still the one that matched: a password
+        // changed meanwhile wins.
+        sql("UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND id = $3 AND password_hash = $4")
+            .bind(hash)
+            .bind(&c.tenant_id)
+            .bind(c.id.as_str())
+            .bind(c.password_hash.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
     let tokens = start_login(state, &mut tx, &c.tenant_id, &c.id, role).await?;
     commit(tx).await?;
     let user = User {
