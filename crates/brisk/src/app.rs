@@ -337,9 +337,11 @@ fn spawn_workers(state: &AppState, background: &mut Background, workers: usize) 
         modules::consumers(state),
         poll,
         jobs_wake.clone(),
+        state.cache.clone(),
     );
     let runner = JobRunner::new(
         state.db.clone(),
+        state.cache.clone(),
         modules::job_handlers(state),
         RunnerSettings {
             workers,
@@ -406,15 +408,28 @@ fn check_settings(config: &Config) -> Result<(), StartError> {
     modules::notifications::check_settings(config).map_err(|e| StartError::Settings(e.to_string()))
 }
 
+/// Prunes hourly (and once at start): see [`prune`].
+fn spawn_pruning(state: &AppState, background: &mut Background) {
+    let (db, cache) = (state.db.clone(), state.cache.clone());
+    background.every(
+        "outbox and job pruning",
+        Duration::from_secs(3600),
+        move || {
+            let (db, cache) = (db.clone(), cache.clone());
+            async move { prune(&db, &cache).await }
+        },
+    );
+}
+
 /// Deletes dispatched events and done jobs older than their retention.
-async fn prune(db: &Db) {
+async fn prune(db: &Db, cache: &Cache) {
     let cutoff = now_micros() - i64::try_from(dispatch::RETENTION.as_micros()).unwrap_or(i64::MAX);
     match dispatch::prune_dispatched(db, cutoff).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "dispatched events past retention removed"),
         Err(e) => tracing::warn!(error = %e, "could not remove dispatched events"),
     }
-    match jobs::prune_done(db, cutoff).await {
+    match jobs::prune_done(db, cache, cutoff).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "done jobs past retention removed"),
         Err(e) => tracing::warn!(error = %e, "could not remove done jobs"),
@@ -428,15 +443,7 @@ async fn prune(db: &Db) {
 fn spawn_background(state: &AppState) -> Background {
     let mut background = Background::new();
     spawn_workers(state, &mut background, state.config.workers);
-    let pruned = state.db.clone();
-    background.every(
-        "outbox and job pruning",
-        Duration::from_secs(3600),
-        move || {
-            let db = pruned.clone();
-            async move { prune(&db).await }
-        },
-    );
+    spawn_pruning(state, &mut background);
     spawn_cache_fanout(state, &mut background);
     let (db, cache, clicks) = (
         state.db.clone(),
@@ -512,15 +519,7 @@ pub async fn work_until(
     );
     let mut background = Background::new();
     spawn_workers(&state, &mut background, workers);
-    let pruned = state.db.clone();
-    background.every(
-        "outbox and job pruning",
-        Duration::from_secs(3600),
-        move || {
-            let db = pruned.clone();
-            async move { prune(&db).await }
-        },
-    );
+    spawn_pruning(&state, &mut background);
     signal.await;
     tracing::info!("stopping: finishing or handing back running jobs");
     background.stop().await;

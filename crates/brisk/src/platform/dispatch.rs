@@ -31,6 +31,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::{Notify, watch};
 
+use crate::platform::cache::{Cache, tags};
 use crate::platform::clock::now_micros;
 use crate::platform::db::{self, Backend, Db, Tx, sql};
 use crate::platform::jobs::BoxFuture;
@@ -85,6 +86,8 @@ pub struct Dispatcher {
     /// Fired after a dispatch committed, for the job runners of this node
     /// (consumers enqueue jobs).
     jobs_wake: Arc<Notify>,
+    /// Told that the jobs of the dispatched events' tenants changed.
+    cache: Cache,
 }
 
 impl Dispatcher {
@@ -93,12 +96,14 @@ impl Dispatcher {
         consumers: Vec<Arc<dyn Consumer>>,
         idle_poll: Duration,
         jobs_wake: Arc<Notify>,
+        cache: Cache,
     ) -> Self {
         Dispatcher {
             db,
             consumers: Arc::new(consumers),
             idle_poll,
             jobs_wake,
+            cache,
         }
     }
 
@@ -193,6 +198,16 @@ impl Dispatcher {
         mark.build().execute(&mut *tx).await?;
         db::commit(tx).await?;
         if !handed.is_empty() {
+            // A consumer may have enqueued jobs for any tenant it was
+            // handed events of: their job lists are stale (one tag per
+            // tenant per batch, not per event).
+            let mut tenants: Vec<String> = handed
+                .iter()
+                .flat_map(|(_, wanted)| wanted.iter().map(|e| tags::jobs(&e.tenant_id)))
+                .collect();
+            tenants.sort_unstable();
+            tenants.dedup();
+            self.cache.invalidate(&tenants);
             self.jobs_wake.notify_waiters();
         }
         for (consumer, wanted) in &handed {

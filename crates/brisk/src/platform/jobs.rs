@@ -45,6 +45,7 @@ use sqlx::Row;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::platform::cache::{Cache, tags};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{self, Backend, Db, Tx, sql};
 use crate::platform::tenant::TenantId;
@@ -146,6 +147,8 @@ pub struct RunnerSettings {
 #[derive(Clone)]
 pub struct JobRunner {
     db: Db,
+    /// Told after every state change of a job (its tenant's job list).
+    cache: Cache,
     handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
     settings: RunnerSettings,
     /// Names this process in `locked_by`.
@@ -158,10 +161,16 @@ struct Claimed {
 }
 
 impl JobRunner {
-    pub fn new(db: Db, handlers: Vec<Arc<dyn JobHandler>>, settings: RunnerSettings) -> Self {
+    pub fn new(
+        db: Db,
+        cache: Cache,
+        handlers: Vec<Arc<dyn JobHandler>>,
+        settings: RunnerSettings,
+    ) -> Self {
         let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
         JobRunner {
             db,
+            cache,
             handlers: Arc::new(handlers),
             settings,
             node: new_id(),
@@ -325,7 +334,7 @@ impl JobRunner {
             .push(skip_locked)
             .push(") RETURNING tenant_id, id, kind, payload, attempts, max_attempts");
         let rows = q.build().fetch_all(self.db.writer()).await?;
-        let mut claimed = Vec::with_capacity(rows.len());
+        let mut claimed: Vec<Claimed> = Vec::with_capacity(rows.len());
         for row in rows {
             claimed.push(Claimed {
                 job: Job {
@@ -338,6 +347,13 @@ impl JobRunner {
                 },
             });
         }
+        let mut stale: Vec<String> = claimed
+            .iter()
+            .map(|c| tags::jobs(&c.job.tenant_id))
+            .collect();
+        stale.sort_unstable();
+        stale.dedup();
+        self.cache.invalidate(&stale);
         Ok(claimed)
     }
 
@@ -395,6 +411,7 @@ impl JobRunner {
         .bind(now)
         .execute(self.db.writer())
         .await?;
+        self.cache.invalidate(&[tags::jobs(&job.tenant_id)]);
         if settled == 0 {
             tracing::warn!(job = %job.id, "jobs: the lease was lost before the outcome was recorded");
         }
@@ -412,6 +429,7 @@ impl JobRunner {
             .bind(now_micros())
             .execute(self.db.writer())
             .await?;
+        self.cache.invalidate(&[tags::jobs(&job.tenant_id)]);
         Ok(())
     }
 }
@@ -420,13 +438,22 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Deletes done jobs last changed before `cutoff` (micros); returns how
-/// many.
-pub async fn prune_done(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
-    sql("DELETE FROM jobs WHERE status = 'done' AND updated_at < $1")
-        .bind(cutoff)
-        .execute(db.writer())
-        .await
+/// Deletes done jobs last changed before `cutoff` (micros) and tells the
+/// cache whose job lists lost them; returns how many.
+pub async fn prune_done(db: &Db, cache: &Cache, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let rows =
+        sql("DELETE FROM jobs WHERE status = 'done' AND updated_at < $1 RETURNING tenant_id")
+            .bind(cutoff)
+            .fetch_all(db.writer())
+            .await?;
+    let mut stale = Vec::new();
+    for row in &rows {
+        stale.push(tags::jobs(&row.try_get::<TenantId, _>("tenant_id")?));
+    }
+    stale.sort_unstable();
+    stale.dedup();
+    cache.invalidate(&stale);
+    Ok(rows.len() as u64)
 }
 
 /// Jobs not done, by status and type, for the `/metrics` gauges. Done
@@ -560,7 +587,9 @@ pub async fn list(
     q.after_cursor("", after)
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(limit);
-    q.build().fetch_all_as(db.reader()).await
+    // The primary on PostgreSQL: the admin list is cached until a job's
+    // next change, so a replica's lag would stay in it.
+    q.build().fetch_all_as(db.current_reader()).await
 }
 
 /// One of a tenant's jobs, read from the primary.

@@ -182,6 +182,7 @@ async fn a_job_that_fails_twice_is_retried_after_growing_delays_then_succeeds() 
     let base = Duration::from_millis(50);
     let runner = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![handler.clone()],
         settings(base, Duration::from_secs(60), Duration::from_millis(20)),
     );
@@ -245,6 +246,7 @@ async fn a_job_that_always_fails_ends_dead_with_its_error_and_a_retry_runs_it_ag
     // A 1 ms base: eight attempts take ×(1+4+20+120+720·3) ≈ 2.3 s.
     let runner = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![handler.clone()],
         settings(
             Duration::from_millis(1),
@@ -310,6 +312,7 @@ async fn a_job_whose_runner_died_runs_again_once_its_lease_expires_and_only_then
     // Runner A claims and then "dies": it never settles.
     let gone = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![hanging.clone()],
         settings(
             Duration::from_millis(50),
@@ -319,6 +322,7 @@ async fn a_job_whose_runner_died_runs_again_once_its_lease_expires_and_only_then
     );
     let held = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![hanging],
         settings(
             Duration::from_millis(50),
@@ -331,6 +335,7 @@ async fn a_job_whose_runner_died_runs_again_once_its_lease_expires_and_only_then
     // due time) can wake it in time.
     let other = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![handler.clone()],
         settings(
             Duration::from_millis(50),
@@ -385,6 +390,7 @@ async fn a_job_still_running_when_the_runner_stops_is_handed_back_unrun() {
     let started = Arc::new(Notify::new());
     let runner = JobRunner::new(
         db.clone(),
+        Cache::local(1 << 20),
         vec![Arc::new(Hanging {
             started: started.clone(),
         })],

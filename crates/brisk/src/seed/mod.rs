@@ -963,6 +963,7 @@ async fn dispatch_aggregates(state: &AppState) -> Result<(), SeedError> {
         vec![dashboard::consumer(state)],
         Duration::from_secs(1),
         Arc::new(Notify::new()),
+        state.cache.clone(),
     );
     let terminal = std::io::stderr().is_terminal();
     let (mut events, mut said) = (0u64, 0u64);

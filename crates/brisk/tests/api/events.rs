@@ -201,10 +201,33 @@ async fn dispatched_events_and_done_jobs_are_pruned_after_seven_days() {
         .await
         .unwrap();
     }
-    let db = &s.server.as_ref().unwrap().state.db;
+    // The admin list, read twice: cached before the prune.
+    let listed = |r: &Resp| r.body["items"].as_array().map(Vec::len);
+    let before = s.get("/api/v1/admin/jobs", &owner.token).await;
+    assert_eq!(listed(&before), Some(3), "{}", before.body);
+    assert_eq!(
+        s.get("/api/v1/admin/jobs", &owner.token).await.statements(),
+        0
+    );
+    let state = &s.server.as_ref().unwrap().state;
     let cutoff = now - i64::try_from(dispatch::RETENTION.as_micros()).unwrap();
-    assert_eq!(dispatch::prune_dispatched(db, cutoff).await.unwrap(), 1);
-    assert_eq!(jobs::prune_done(db, cutoff).await.unwrap(), 1);
+    assert_eq!(
+        dispatch::prune_dispatched(&state.db, cutoff).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        jobs::prune_done(&state.db, &state.cache, cutoff)
+            .await
+            .unwrap(),
+        1
+    );
+    let after = s.get("/api/v1/admin/jobs", &owner.token).await;
+    assert_eq!(
+        listed(&after),
+        Some(2),
+        "the pruned job left the list: {}",
+        after.body
+    );
     let events: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM outbox WHERE tenant_id = $1 AND id LIKE 'e-%' ORDER BY id")
             .bind(&owner.tenant_id)

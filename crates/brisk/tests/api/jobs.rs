@@ -203,6 +203,9 @@ async fn a_dead_job_retried_by_an_admin_runs_again_and_only_a_dead_job_can_be_re
     assert_eq!(retried.body["attempts"], 0);
     assert_eq!(retried.body["max_attempts"], 8);
     assert!(is_rfc3339(&retried.body["run_at"]));
+    // The (cached) list shows the retry at once: no longer dead.
+    let listed = jobs(&s, &token, "").await;
+    assert_ne!(listed[0]["status"], "dead", "{}", listed[0]);
 
     let done = wait_for_jobs(&s, &token, "", "the retried job done", |j| {
         j[0]["status"] == "done"

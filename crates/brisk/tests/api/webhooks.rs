@@ -665,6 +665,90 @@ async fn an_endpoint_that_always_fails_trips_its_circuit_and_gives_up_after_eigh
     assert_eq!(r.body["items"], json!([]));
 }
 
+/// The webhook and job lists are served from the cache (what the back
+/// office's settings page reads), and every change shows on the next read:
+/// a webhook created; its delivery job queued and attempted; its circuit
+/// opened by failures, turned half-open by the clock alone (the read that
+/// shows it runs no statement: the circuit is derived from cached facts,
+/// never cached itself); deliveries brought forward by activation; the
+/// circuit closed by a success and the job done.
+#[tokio::test]
+async fn the_cached_webhook_and_job_lists_show_every_change_and_the_circuit_s_clock() {
+    let s = start_with(|c| {
+        fast(c);
+        c.retry_base_ms = 5;
+        c.circuit_cooldown_ms = 5_000;
+    })
+    .await;
+    let o = s.signup("Cached Hooks").await;
+    let t = &o.token;
+    let hooks = "/api/v1/webhooks";
+    let jobs = "/api/v1/admin/jobs?type=webhook.delivery";
+    for path in [hooks, jobs] {
+        let first = s.get(path, t).await;
+        assert_eq!(first.body["items"], json!([]), "{path}: {}", first.body);
+        let again = s.get(path, t).await;
+        assert_eq!(again.statements(), 0, "{path}: the second read is a hit");
+    }
+    let listed = async |path: &str| -> (Value, u64) {
+        let r = s.get(path, t).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let first = r.body["items"].get(0).cloned().unwrap_or(Value::Null);
+        (first, r.statements())
+    };
+
+    // Five failures, then the endpoint works.
+    let rx = Receiver::start(&[500, 500, 500, 500, 500], 200).await;
+    let hook = subscribe(&s, t, &rx, json!(["wallet.credited"])).await;
+    let (shown, _) = listed(hooks).await;
+    assert_eq!(shown["id"], hook.as_str(), "created, listed at once");
+    assert_eq!(shown["circuit"], "closed");
+    let c = customer(&s, t).await;
+    credit(&s, t, &c, 100).await;
+    eventually("the delivery job listed with an attempt", async || {
+        let (job, _) = listed(jobs).await;
+        (job["attempts"].as_i64().unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+    eventually("the circuit listed open", async || {
+        let (shown, _) = listed(hooks).await;
+        (shown["circuit"] == "open").then_some(())
+    })
+    .await;
+    // Inactive, the delivery waits without probing: nothing writes the
+    // webhook until it is active again.
+    let r = s
+        .patch(&format!("{hooks}/{hook}"), t, json!({"active": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (shown, _) = listed(hooks).await;
+    assert_eq!(shown["active"], false);
+    assert_eq!(shown["circuit"], "open", "still cooling down: {shown}");
+    let statements = eventually("the circuit listed half-open", async || {
+        let (shown, statements) = listed(hooks).await;
+        (shown["circuit"] == "half_open").then_some(statements)
+    })
+    .await;
+    assert_eq!(statements, 0, "the clock turned it, from the cached page");
+    assert_eq!(rx.requests().len(), 5, "no probe while inactive");
+
+    let r = s
+        .patch(&format!("{hooks}/{hook}"), t, json!({"active": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually("the circuit listed closed", async || {
+        let (shown, _) = listed(hooks).await;
+        (shown["circuit"] == "closed").then_some(())
+    })
+    .await;
+    eventually("the job listed done", async || {
+        let (job, _) = listed(jobs).await;
+        (job["status"] == "done").then_some(())
+    })
+    .await;
+    assert_eq!(rx.requests().len(), 6, "five failures and one success");
+}
+
 #[tokio::test]
 async fn an_inactive_webhook_is_sent_nothing_until_it_is_active_again_then_gets_what_was_pending() {
     let s = start_with(fast).await;

@@ -1,7 +1,8 @@
 //! HTTP routes of the admin module: parse, authorize, call the queue.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,10 +11,11 @@ use utoipa_axum::routes;
 
 use super::error::AdminError;
 use crate::platform::auth::{Action, AuthUser};
+use crate::platform::cache::tags;
 use crate::platform::clock::{self, now_micros};
 use crate::platform::http::error::{ApiResult, Problem};
 use crate::platform::http::extract::{ActionJson, ApiQuery};
-use crate::platform::http::list::{Cursor, Fields, Page, list_response};
+use crate::platform::http::list::{Cursor, Fields, Page, list_body};
 use crate::platform::jobs::{self, JobFilter, JobRecord, Retried, STATUSES};
 use crate::platform::state::AppState;
 
@@ -103,6 +105,8 @@ pub struct JobListParams {
 async fn list_jobs(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<JobListParams>,
 ) -> ApiResult<Response> {
     let page = Page::from_params(params.limit.as_deref(), params.cursor.as_deref())?;
@@ -124,21 +128,29 @@ async fn list_jobs(
         .filter(|k| !k.is_empty());
     // A bad query is a 400 before the role is looked at (docs/api.md, Errors).
     auth.require(Action::ManageJobs)?;
-    let rows = jobs::list(
-        &state.db,
-        &auth.tenant_id,
-        JobFilter { status, kind },
-        page.fetch_limit(),
-        page.after.as_ref(),
-    )
-    .await
-    .map_err(AdminError::from)?;
-    let (rows, next) = page.finish(rows, |r| Cursor {
-        created_at: r.created_at,
-        id: r.id.clone(),
-    });
-    let items: Vec<Job> = rows.into_iter().map(Job::from).collect();
-    Ok(list_response(&items, next, &fields))
+    let tenant = &auth.tenant_id;
+    let key = format!("jobs:{tenant}?{}", query.unwrap_or_default());
+    let compute = || async {
+        let rows = jobs::list(
+            &state.db,
+            tenant,
+            JobFilter { status, kind },
+            page.fetch_limit(),
+            page.after.as_ref(),
+        )
+        .await
+        .map_err(AdminError::from)?;
+        let (rows, next) = page.finish(rows, |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        });
+        let items: Vec<Job> = rows.into_iter().map(Job::from).collect();
+        list_body(&items, next, &fields)
+    };
+    state
+        .cache
+        .respond_with(&headers, &key, &[tags::jobs(tenant)], compute)
+        .await
 }
 
 /// Put a dead job back in the queue, due now, with no attempts (owner and
@@ -159,6 +171,7 @@ async fn retry_job(
         .map_err(AdminError::from)?
     {
         Retried::Queued(job) => {
+            state.cache.invalidate(&[tags::jobs(&auth.tenant_id)]);
             state.jobs_wake.notify_waiters();
             Ok(Json(Job::from(job)))
         }

@@ -20,9 +20,11 @@ use tokio::sync::Notify;
 
 use super::ssrf::{self, Host};
 use super::store::{self, DELIVERY_JOB, FAILURES_TO_OPEN, MAX_COOLDOWN_MS};
+use crate::platform::cache::{Cache, tags};
 use crate::platform::clock::now_micros;
 use crate::platform::db::{Db, commit, sql};
 use crate::platform::jobs::{BoxFuture, Job, JobHandler, Outcome};
+use crate::platform::state::AppState;
 
 /// A delivery that gets no 2xx within this long has failed.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,22 +51,27 @@ pub struct DeliveryHandler {
     /// The first cool-down of an opened circuit.
     cooldown_ms: i64,
     jobs_wake: Arc<Notify>,
+    /// Told when an outcome moved a circuit or brought jobs forward.
+    cache: Cache,
 }
 
 impl DeliveryHandler {
-    pub fn new(db: Db, allow_private: bool, cooldown_ms: u64, jobs_wake: Arc<Notify>) -> Self {
+    pub fn new(state: &AppState) -> Self {
+        let allow_private = state.config.webhook_allow_private;
+        let cooldown_ms = state.config.circuit_cooldown_ms;
         let client = build_client(allow_private).map_err(|e| {
             tracing::error!(error = %e, "webhooks: the delivery client cannot be built; every delivery will fail");
             e
         });
         DeliveryHandler {
-            db,
+            db: state.db.clone(),
             client,
             allow_private,
             cooldown_ms: i64::try_from(cooldown_ms)
                 .unwrap_or(MAX_COOLDOWN_MS)
                 .clamp(1, MAX_COOLDOWN_MS),
-            jobs_wake,
+            jobs_wake: state.jobs_wake.clone(),
+            cache: state.cache.clone(),
         }
     }
 }
@@ -367,7 +374,7 @@ impl DeliveryHandler {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sql("UPDATE webhooks SET failures = 0, cooldown_ms = 0, open_until = NULL, probe_until = NULL \
+                let reset = sql("UPDATE webhooks SET failures = 0, cooldown_ms = 0, open_until = NULL, probe_until = NULL \
                      WHERE tenant_id = $1 AND id = $2 \
                      AND (failures <> 0 OR open_until IS NOT NULL OR probe_until IS NOT NULL)")
                 .bind(&job.tenant_id)
@@ -381,7 +388,12 @@ impl DeliveryHandler {
                     0
                 };
                 commit(tx).await?;
+                // Most deliveries change no circuit: only a reset is news.
+                if reset > 0 {
+                    self.cache.invalidate(&[tags::webhooks(&job.tenant_id)]);
+                }
                 if requeued > 0 {
+                    self.cache.invalidate(&[tags::jobs(&job.tenant_id)]);
                     crate::platform::jobs::wake_runners(&self.db, &self.jobs_wake).await;
                 }
                 metrics::counter!("brisk_webhook_deliveries_total", "outcome" => "delivered")
@@ -433,6 +445,10 @@ impl DeliveryHandler {
             }
         };
         commit(tx).await?;
+        if matches!(attempt, Attempt::Failed { .. }) {
+            // Every failure counts towards (or reopens) the circuit.
+            self.cache.invalidate(&[tags::webhooks(&job.tenant_id)]);
+        }
         Ok(outcome)
     }
 

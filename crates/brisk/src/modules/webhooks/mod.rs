@@ -53,12 +53,7 @@ pub fn consumer() -> Arc<dyn Consumer> {
 
 /// The handler of `webhook.delivery` jobs, with its one HTTP client.
 pub fn delivery_handler(state: &AppState) -> Arc<dyn JobHandler> {
-    Arc::new(delivery::DeliveryHandler::new(
-        state.db.clone(),
-        state.config.webhook_allow_private,
-        state.config.circuit_cooldown_ms,
-        state.jobs_wake.clone(),
-    ))
+    Arc::new(delivery::DeliveryHandler::new(state))
 }
 
 /// Refreshes the `brisk_webhook_circuits_open` gauge (one statement), for

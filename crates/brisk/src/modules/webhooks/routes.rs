@@ -3,7 +3,8 @@
 //! call the store.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ use super::store::{
     NewWebhook, WEBHOOK_FIELDS, Webhook, WebhookChanges,
 };
 use crate::platform::auth::{Action, AuthUser, random_secret};
+use crate::platform::cache::tags;
+use crate::platform::clock::now_micros;
 use crate::platform::http::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::platform::http::extract::{ApiJson, ApiQuery};
 use crate::platform::http::list::{
@@ -256,6 +259,13 @@ async fn validate_changes(
     Ok(changes)
 }
 
+/// A cached page of webhooks that does not (de)serialize: a bug, answered
+/// as a 500 and logged.
+fn unreadable_page(err: &serde_json::Error) -> ApiError {
+    tracing::error!(error = %err, "webhooks: a stored page did not (de)serialize");
+    ApiError::internal()
+}
+
 fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
     let message = message.into();
     ApiError::bad_request(format!("bad query parameter {field}: {message}")).with_errors(vec![
@@ -277,6 +287,7 @@ async fn create_webhook(
     auth.require(Action::ManageWebhooks)?;
     let new = validate_new(&state, body.parse()?).await?;
     let created = store::create(&state.db, &auth.tenant_id, new).await?;
+    state.cache.invalidate(&[tags::webhooks(&auth.tenant_id)]);
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -286,12 +297,28 @@ async fn create_webhook(
 async fn list_webhooks(
     State(state): State<AppState>,
     auth: AuthUser,
+    RawQuery(query): RawQuery,
     ApiQuery(params): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     auth.require(Action::ManageWebhooks)?;
     let page = params.page()?;
     let fields = params.fields(WEBHOOK_FIELDS)?;
-    let (items, next) = store::list(&state.db, &auth.tenant_id, &page).await?;
+    let tenant = &auth.tenant_id;
+    // The stored page is cached, not the answer: its circuits are derived
+    // with the clock on every read (see `store::StoredPage`).
+    let key = format!("webhooks:{tenant}?{}", query.unwrap_or_default());
+    let stored = state
+        .cache
+        .get_or_compute(&key, &[tags::webhooks(tenant)], || async {
+            let stored = store::list(&state.db, tenant, &page).await?;
+            serde_json::to_vec(&stored)
+                .map(Bytes::from)
+                .map_err(|err| unreadable_page(&err))
+        })
+        .await?;
+    let stored: store::StoredPage =
+        serde_json::from_slice(stored.body()).map_err(|err| unreadable_page(&err))?;
+    let (items, next) = stored.at(now_micros())?;
     Ok(list_response(&items, next, &fields))
 }
 
@@ -342,7 +369,9 @@ async fn update_webhook(
     let (webhook, requeued) = store::update(&state.db, &auth.tenant_id, &id, changes)
         .await?
         .ok_or(WebhookError::NotFound)?;
+    state.cache.invalidate(&[tags::webhooks(&auth.tenant_id)]);
     if requeued > 0 {
+        state.cache.invalidate(&[tags::jobs(&auth.tenant_id)]);
         crate::platform::jobs::wake_runners(&state.db, &state.jobs_wake).await;
     }
     Ok(Json(webhook))
@@ -358,6 +387,7 @@ async fn delete_webhook(
 ) -> ApiResult<StatusCode> {
     auth.require(Action::ManageWebhooks)?;
     if store::delete(&state.db, &auth.tenant_id, &id).await? {
+        state.cache.invalidate(&[tags::webhooks(&auth.tenant_id)]);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(WebhookError::NotFound.into())

@@ -1,7 +1,7 @@
 //! SQL for webhooks and their deliveries (the API's reads and writes; the
 //! fan-out and the delivery job have their own statements beside them).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::error::{WebhookError, WebhookResult};
@@ -102,7 +102,9 @@ pub const WEBHOOK_FIELDS: &[&str] = &[
     "updated_at",
 ];
 
-#[derive(FromRow)]
+/// A webhook's stored facts, from which its circuit is derived with the
+/// clock ([`Circuit::of`]).
+#[derive(FromRow, Serialize, Deserialize)]
 struct WebhookRow {
     id: String,
     url: String,
@@ -220,12 +222,7 @@ pub async fn exists(db: &Db, tenant_id: &TenantId, id: &str) -> WebhookResult<bo
 }
 
 /// The tenant's live webhooks, newest first.
-pub async fn list(
-    db: &Db,
-    tenant_id: &TenantId,
-    page: &Page,
-) -> WebhookResult<(Vec<Webhook>, Option<String>)> {
-    let now = now_micros();
+pub async fn list(db: &Db, tenant_id: &TenantId, page: &Page) -> WebhookResult<StoredPage> {
     let mut q = SqlBuilder::new(&format!(
         "SELECT {COLUMNS} FROM webhooks WHERE tenant_id = "
     ));
@@ -233,15 +230,39 @@ pub async fn list(
     q.after_cursor("", page.after.as_ref());
     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .bind(page.fetch_limit());
-    let rows = q.build().fetch_all_as::<_, WebhookRow>(db.reader()).await?;
-    let webhooks = rows
-        .into_iter()
-        .map(|row| row.into_webhook(now))
-        .collect::<WebhookResult<Vec<_>>>()?;
-    Ok(page.finish(webhooks, |w| Cursor {
+    // The primary on PostgreSQL: the page is cached until a write
+    // invalidates it, so a replica's lag would stay in it.
+    let rows = q
+        .build()
+        .fetch_all_as::<_, WebhookRow>(db.current_reader())
+        .await?;
+    let (rows, next) = page.finish(rows, |w| Cursor {
         created_at: w.created_at,
         id: w.id.clone(),
-    }))
+    });
+    Ok(StoredPage { rows, next })
+}
+
+/// A page of webhooks as stored: what the list caches (under
+/// `tags::webhooks`). It holds facts only — an open circuit turns
+/// half-open with time and no write, so the circuit is derived when the
+/// page is answered ([`StoredPage::at`]), never kept.
+#[derive(Serialize, Deserialize)]
+pub struct StoredPage {
+    rows: Vec<WebhookRow>,
+    next: Option<String>,
+}
+
+impl StoredPage {
+    /// The page as the API shows it at `now` (micros), with its next cursor.
+    pub fn at(self, now: i64) -> WebhookResult<(Vec<Webhook>, Option<String>)> {
+        let webhooks = self
+            .rows
+            .into_iter()
+            .map(|row| row.into_webhook(now))
+            .collect::<WebhookResult<Vec<_>>>()?;
+        Ok((webhooks, self.next))
+    }
 }
 
 /// Applies `changes` to a live webhook; `None` when there is none. Setting

@@ -51,6 +51,22 @@ pub fn users(tenant: &TenantId) -> String {
     format!("t:{}:users", tenant.as_str())
 }
 
+/// The tenant's background jobs as the admin list shows them: every job
+/// state change (queued, claimed, settled, handed back, retried, brought
+/// forward, purged) invalidates it after its commit.
+pub fn jobs(tenant: &TenantId) -> String {
+    format!("t:{}:jobs", tenant.as_str())
+}
+
+/// The tenant's webhooks as stored (their circuit's failure count and
+/// cool-down included): the API's writes and every delivery outcome that
+/// moves a circuit invalidate it. The circuit's state is derived from these
+/// facts with the clock when a read answers, since an open circuit turns
+/// half-open with time alone.
+pub fn webhooks(tenant: &TenantId) -> String {
+    format!("t:{}:webhooks", tenant.as_str())
+}
+
 /// Sales of one UTC month (`YYYY-MM`): what a report covering it shows.
 pub fn sales_month(tenant: &TenantId, month: &str) -> String {
     format!("t:{}:sales:{month}", tenant.as_str())
