@@ -520,6 +520,10 @@ pub async fn work_until(
     let mut background = Background::new();
     spawn_workers(&state, &mut background, workers);
     spawn_pruning(&state, &mut background);
+    // What the worker's dispatcher and runners invalidate (job lists,
+    // circuits, dashboards, the stale reads an event names) must reach
+    // the serving nodes: without the fan-out it would queue here unsent.
+    spawn_cache_fanout(&state, &mut background);
     signal.await;
     tracing::info!("stopping: finishing or handing back running jobs");
     background.stop().await;
