@@ -127,9 +127,57 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. } | Command::Worker { .. }) {
+        return_freed_memory_promptly();
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => {
+            eprintln!("brisk: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// mimalloc hands freed memory back to the system only after its purge
+/// delay (1 s in the v3 line this binary links), and only when the thread
+/// that freed it is active again. A login's argon2 block (7 MiB), freed on
+/// a blocking thread that then idles, stayed resident: after 2.2 million
+/// mixed requests RSS was 57.2 MiB with the default and 38.7 MiB with a
+/// delay of 0, at the same throughput (BENCHMARKS.md, issue 11). mimalloc
+/// reads its settings from the environment when the process loads, before
+/// any Rust runs, and setting one from code needs `unsafe`; so a
+/// long-running command that finds none set runs itself again, in place
+/// (same process id, arguments and descriptors), with the delay at 0. An
+/// operator's own `MIMALLOC_PURGE_DELAY` is left alone.
+#[cfg(unix)]
+fn return_freed_memory_promptly() {
+    use std::os::unix::process::CommandExt;
+    const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+    if std::env::var_os(PURGE_DELAY).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut again = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        again.arg0(arg0);
+    }
+    // `exec` returns only when it failed.
+    let err = again.args(args).env(PURGE_DELAY, "0").exec();
+    eprintln!(
+        "brisk: could not run again with {PURGE_DELAY}=0 ({err}); going on with the allocator's default"
+    );
+}
+
+#[cfg(not(unix))]
+fn return_freed_memory_promptly() {}
+
+async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Load(args) => {
             // An https target needs the one rustls provider the binary uses.

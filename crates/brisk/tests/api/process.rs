@@ -318,3 +318,41 @@ async fn sigterm_finishes_requests_in_flight_then_exits_0_and_logs_json_lines() 
         12
     );
 }
+
+/// `serve` runs itself again in place (same process id) with the
+/// allocator's purge delay at 0, so freed memory leaves the resident set
+/// at once; an operator's own setting is kept.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn serve_returns_freed_memory_promptly_unless_the_operator_says_otherwise() {
+    let (url, _dir) = fresh_database_url().await;
+    let purge_delay = |served: &Served| -> Option<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", served.child.id())).unwrap();
+        environ
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix("MIMALLOC_PURGE_DELAY=").map(str::to_owned))
+    };
+    for (set, expected) in [(None, "0"), (Some("250"), "250")] {
+        let mut cmd = brisk();
+        cmd.env_remove("MIMALLOC_PURGE_DELAY")
+            .env("BRISK_DATABASE_URL", &url)
+            .args(["serve", "--addr", "127.0.0.1:0"]);
+        if let Some(value) = set {
+            cmd.env("MIMALLOC_PURGE_DELAY", value);
+        }
+        let served = serve(cmd);
+        assert_eq!(
+            purge_delay(&served).as_deref(),
+            Some(expected),
+            "set: {set:?}"
+        );
+        let live = http_client()
+            .get(served.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status().as_u16(), 200);
+        assert!(served.stop().0.success(), "the same process stops cleanly");
+    }
+}
