@@ -523,10 +523,13 @@ pub async fn work_until(
     // What the worker's dispatcher and runners invalidate (job lists,
     // circuits, dashboards, the stale reads an event names) must reach
     // the serving nodes: without the fan-out it would queue here unsent.
-    spawn_cache_fanout(&state, &mut background);
+    // It stops after the runners, so their hand-backs are still sent.
+    let mut fanout = Background::new();
+    spawn_cache_fanout(&state, &mut fanout);
     signal.await;
     tracing::info!("stopping: finishing or handing back running jobs");
     background.stop().await;
+    fanout.stop().await;
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())

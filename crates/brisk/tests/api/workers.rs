@@ -339,7 +339,11 @@ async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() 
 
     let (status, lines) = first.stop();
     assert_eq!(status.code(), Some(0), "{lines:?}");
-    let back = jobs(&node, &token, "").await;
+    // Other nodes hear of a change within a second: poll for it.
+    let back = wait_for_jobs(&node, &token, "", "the job handed back", |j| {
+        j[0]["status"] != "running"
+    })
+    .await;
     assert_eq!(back[0]["status"], "queued", "{}", back[0]);
     assert_eq!(
         back[0]["attempts"], 0,
