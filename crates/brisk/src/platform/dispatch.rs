@@ -201,13 +201,10 @@ impl Dispatcher {
             // A consumer may have enqueued jobs for any tenant it was
             // handed events of: their job lists are stale (one tag per
             // tenant per batch, not per event).
-            let mut tenants: Vec<String> = handed
+            let tenants = handed
                 .iter()
-                .flat_map(|(_, wanted)| wanted.iter().map(|e| tags::jobs(&e.tenant_id)))
-                .collect();
-            tenants.sort_unstable();
-            tenants.dedup();
-            self.cache.invalidate(&tenants);
+                .flat_map(|(_, wanted)| wanted.iter().map(|e| &e.tenant_id));
+            self.cache.invalidate(&tags::jobs_of(tenants));
             self.jobs_wake.notify_waiters();
         }
         for (consumer, wanted) in &handed {

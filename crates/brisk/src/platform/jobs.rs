@@ -347,13 +347,8 @@ impl JobRunner {
                 },
             });
         }
-        let mut stale: Vec<String> = claimed
-            .iter()
-            .map(|c| tags::jobs(&c.job.tenant_id))
-            .collect();
-        stale.sort_unstable();
-        stale.dedup();
-        self.cache.invalidate(&stale);
+        self.cache
+            .invalidate(&tags::jobs_of(claimed.iter().map(|c| &c.job.tenant_id)));
         Ok(claimed)
     }
 
@@ -439,21 +434,32 @@ fn micros(d: Duration) -> i64 {
 }
 
 /// Deletes done jobs last changed before `cutoff` (micros) and tells the
-/// cache whose job lists lost them; returns how many.
+/// cache whose job lists lost them; returns how many. The tenants are read
+/// first, distinct, in the same transaction: a prune can delete millions
+/// of rows, and returning each row's tenant would carry them all here.
 pub async fn prune_done(db: &Db, cache: &Cache, cutoff: i64) -> Result<u64, sqlx::Error> {
-    let rows =
-        sql("DELETE FROM jobs WHERE status = 'done' AND updated_at < $1 RETURNING tenant_id")
+    let mut tx = db.begin().await?;
+    let tenants: Vec<TenantId> =
+        sql("SELECT DISTINCT tenant_id FROM jobs WHERE status = 'done' AND updated_at < $1")
             .bind(cutoff)
-            .fetch_all(db.writer())
-            .await?;
-    let mut stale = Vec::new();
-    for row in &rows {
-        stale.push(tags::jobs(&row.try_get::<TenantId, _>("tenant_id")?));
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("tenant_id"))
+            .collect::<Result<_, _>>()?;
+    if tenants.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
     }
-    stale.sort_unstable();
-    stale.dedup();
-    cache.invalidate(&stale);
-    Ok(rows.len() as u64)
+    // A job that is done now was updated now, after `cutoff`: the set of
+    // rows this deletes is the one just read.
+    let deleted = sql("DELETE FROM jobs WHERE status = 'done' AND updated_at < $1")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+    db::commit(tx).await?;
+    cache.invalidate(&tags::jobs_of(&tenants));
+    Ok(deleted)
 }
 
 /// Jobs not done, by status and type, for the `/metrics` gauges. Done

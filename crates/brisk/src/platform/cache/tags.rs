@@ -58,6 +58,15 @@ pub fn jobs(tenant: &TenantId) -> String {
     format!("t:{}:jobs", tenant.as_str())
 }
 
+/// The job-list tags of these tenants, each once (a batch of jobs often
+/// belongs to a few tenants many times over).
+pub fn jobs_of<'a>(tenants: impl IntoIterator<Item = &'a TenantId>) -> Vec<String> {
+    let mut tags: Vec<String> = tenants.into_iter().map(jobs).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
+
 /// The tenant's webhooks as stored (their circuit's failure count and
 /// cool-down included): the API's writes and every delivery outcome that
 /// moves a circuit invalidate it. The circuit's state is derived from these
