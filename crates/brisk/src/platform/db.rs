@@ -782,12 +782,24 @@ impl SqlBuilder {
         self
     }
 
+    /// Keeps the statement in the connection's statement cache whatever
+    /// the number of values it binds, though a list made its text vary
+    /// ([`Self::bind_in`], [`Self::one_shot`]): for a statement whose
+    /// shapes are few and recur (an order's, one per line count).
+    pub fn few_shapes(&mut self) -> &mut Self {
+        self.one_shot = false;
+        self
+    }
+
     pub fn build(self) -> Sql {
         let mut q = sql_owned(self.text);
         // A statement whose text varies with a list is still kept when the
-        // list is short: its few shapes (an order of 1 to 7 lines) recur
-        // all the time, and a kept statement is parsed and planned once per
-        // connection instead of on every run.
+        // list is short: its few shapes (a batch of a few ids) recur all
+        // the time, and a kept statement is parsed and planned once per
+        // connection instead of on every run. Longer ones would crowd the
+        // connection's statement cache (100 statements) with shapes that
+        // rarely come back. A statement whose shapes are few whatever its
+        // size (an order's) says so with `few_shapes`.
         q.persistent = !self.one_shot || self.args.len() <= KEPT_SHAPE_MAX_BINDS;
         q.args = self.args;
         q
@@ -912,4 +924,47 @@ pub async fn set_counter(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(binds: usize, one_shot: bool) -> Sql {
+        let mut q = SqlBuilder::new("SELECT 1 WHERE 1 IN (");
+        for i in 0..binds {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind(i64::try_from(i).unwrap_or(0));
+        }
+        q.push(")");
+        if one_shot {
+            q.one_shot();
+        }
+        q.build()
+    }
+
+    #[test]
+    fn only_long_one_shot_statements_skip_the_statement_cache() {
+        assert!(built(3, false).persistent);
+        assert!(built(3, true).persistent, "a short list's shapes recur");
+        assert!(built(KEPT_SHAPE_MAX_BINDS, true).persistent);
+        assert!(!built(KEPT_SHAPE_MAX_BINDS + 1, true).persistent);
+        // A statement not marked one-shot is kept at any size, and so is
+        // one whose caller knows its shapes are few (an order's 102 values
+        // with a wallet), though a list made it one-shot.
+        assert!(built(KEPT_SHAPE_MAX_BINDS * 3, false).persistent);
+        let many: Vec<String> = (0..=KEPT_SHAPE_MAX_BINDS).map(|i| i.to_string()).collect();
+        let listed = || {
+            let mut q = SqlBuilder::new("SELECT 1 WHERE '' IN ");
+            q.bind_in(many.iter().map(String::as_str));
+            q
+        };
+        assert!(!listed().build().persistent);
+        let mut q = listed();
+        q.few_shapes();
+        assert!(q.build().persistent);
+        assert!(!built(3, false).planned_per_run().persistent);
+    }
 }

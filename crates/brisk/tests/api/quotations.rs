@@ -889,3 +889,66 @@ async fn an_expired_draft_can_be_given_a_new_date() {
         "a quotation that is sent cannot be edited"
     );
 }
+
+/// Conversions race: each of 6 accepted quotations is converted by 3
+/// requests at once (18 in flight, so on PostgreSQL conversions of the
+/// same tenant share batches, a losing one next to winners). Each
+/// quotation becomes exactly one order, the others answer 409
+/// `invalid_transition` and write nothing, the stock is taken once per
+/// quotation, and each quotation names the order it became.
+#[tokio::test]
+async fn racing_conversions_place_one_order_per_quotation() {
+    let s = start().await;
+    let x = setup(&s).await;
+    let t = &x.owner.token;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let q = s
+            .post(
+                "/api/v1/quotations",
+                t,
+                json!({"customer_id": x.customer, "items": [{"variant_id": x.other, "quantity": 2}]}),
+            )
+            .await;
+        assert_eq!(q.status, 201, "{}", q.body);
+        let id = q.body["id"].as_str().unwrap().to_owned();
+        for action in ["send", "accept"] {
+            let moved = s
+                .post(&format!("/api/v1/quotations/{id}/{action}"), t, json!({}))
+                .await;
+            assert_eq!(moved.status, 200, "{}", moved.body);
+        }
+        ids.push(id);
+    }
+    let tries: Vec<&String> = ids.iter().flat_map(|id| [id, id, id]).collect();
+    let paths: Vec<String> = tries
+        .iter()
+        .map(|id| format!("/api/v1/quotations/{id}/convert"))
+        .collect();
+    let answers =
+        futures_util::future::join_all(paths.iter().map(|path| s.post(path, t, json!({})))).await;
+    let mut placed = std::collections::HashMap::new();
+    for (answer, id) in answers.iter().zip(&tries) {
+        match answer.status {
+            201 => {
+                assert_eq!(answer.body["quotation_id"], id.as_str());
+                let order = answer.body["id"].as_str().unwrap().to_owned();
+                assert!(
+                    placed.insert((*id).clone(), order).is_none(),
+                    "{id} converted twice"
+                );
+            }
+            409 => assert_eq!(answer.code(), "invalid_transition", "{}", answer.body),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert_eq!(placed.len(), 6, "every quotation converted once");
+    for (id, order) in &placed {
+        let read = s.get(&format!("/api/v1/quotations/{id}"), t).await;
+        assert_eq!(read.body["status"], "converted");
+        assert_eq!(read.body["order_id"], order.as_str());
+    }
+    let orders = s.get("/api/v1/orders", t).await;
+    assert_eq!(orders.body["items"].as_array().unwrap().len(), 6);
+    assert_eq!(stock(&s, t, &x.other).await, 20 - 6 * 2);
+}

@@ -36,6 +36,10 @@ pub enum OrderError {
     /// Reading the customer.
     #[error(transparent)]
     Customer(#[from] CrmError),
+    /// The quotation an order converts was no longer accepted when the
+    /// order's statement locked it (a racing conversion or move).
+    #[error("a quotation that is changed meanwhile cannot be converted")]
+    QuotationChanged,
 }
 
 impl From<OrderError> for ApiError {
@@ -56,6 +60,9 @@ impl From<OrderError> for ApiError {
             OrderError::Stock(e) => ApiError::from(e),
             OrderError::Pricing(e) => ApiError::from(e),
             OrderError::Customer(e) => ApiError::from(e),
+            OrderError::QuotationChanged => {
+                ApiError::new(ErrorCode::InvalidTransition, err.to_string())
+            }
         }
     }
 }

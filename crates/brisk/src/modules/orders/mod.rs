@@ -47,4 +47,6 @@ pub use replay::{PastOrder, PastStep, ReplayCounts, ReplayError, replay_history}
 pub use routes::router;
 pub use sales::{SaleLine, sale_lines};
 pub use stale_reads::StaleReads;
-pub use store::{LinePrices, NewOrder, change_status_in, place_order, place_order_in};
+pub use store::{
+    LinePrices, NewOrder, change_status_in, place_converted_order, place_order, place_order_in,
+};

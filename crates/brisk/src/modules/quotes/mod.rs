@@ -13,7 +13,8 @@
 //! accepting publishes `quotation.accepted` ([`QuotationAccepted`]: the
 //! quotation as read back) in its transaction; conversion marks the
 //! quotation converted and places its order — at the quotation's prices —
-//! in one transaction. [`quotation_counts`] counts them as the dashboard
+//! all or nothing (on PostgreSQL in the order's one statement, which the
+//! tenant's other orders share a commit with). [`quotation_counts`] counts them as the dashboard
 //! shows them. The store fails with [`QuoteError`]; `error.rs`
 //! alone maps it onto the API's codes.
 
@@ -29,4 +30,7 @@ pub use error::QuoteError;
 pub use lifecycle::QuotationStatus;
 pub use model::{Quotation, QuotationAccepted};
 pub use routes::router;
-pub use store::{QuotationInput, convert, create as create_quotation, transition};
+pub use store::{
+    QuotationInput, STILL_ACCEPTED_PG, convert, create as create_quotation, push_converted_pg,
+    push_still_accepted_pg, transition,
+};

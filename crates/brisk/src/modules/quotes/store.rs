@@ -488,8 +488,11 @@ pub async fn transition(
     Ok(quotation)
 }
 
-/// Converts an accepted quotation into an order at its prices, in one
-/// transaction: either both happen or neither.
+/// Converts an accepted quotation into an order at its prices: either both
+/// happen or neither. On PostgreSQL the quotation's move is part of the
+/// order's one statement ([`push_still_accepted_pg`], [`push_converted_pg`]),
+/// which shares its commit with the tenant's other orders (group commit);
+/// on SQLite one transaction makes the move, then places the order.
 pub async fn convert(
     state: &AppState,
     tenant_id: &TenantId,
@@ -498,31 +501,83 @@ pub async fn convert(
 ) -> Result<orders::Order, QuoteError> {
     let now = now_micros();
     let order_id = new_id();
-    let mut tx = state.db.begin().await?;
-    let current = row(&mut *tx, tenant_id, id)
-        .await?
-        .ok_or(QuoteError::NotFound)?;
+    let to = QuotationStatus::Converted;
+    let order = match state.db.backend() {
+        Backend::Postgres => {
+            let (current, lines) = {
+                let mut conn = state.db.writer().acquire().await?;
+                let current = row(&mut *conn, tenant_id, id)
+                    .await?
+                    .ok_or(QuoteError::NotFound)?;
+                let lines = lines_of(&mut *conn, tenant_id, &[id]).await?;
+                (current, lines)
+            };
+            convertible(&current)?;
+            let new = order_of(id, &current, lines, payment_method);
+            orders::place_converted_order(state, tenant_id, &order_id, new, now)
+                .await
+                .map_err(|e| match e {
+                    orders::OrderError::QuotationChanged => QuoteError::ChangedMeanwhile { to },
+                    e => QuoteError::Order(e),
+                })?
+        }
+        Backend::Sqlite => {
+            let mut tx = state.db.begin().await?;
+            let current = row(&mut *tx, tenant_id, id)
+                .await?
+                .ok_or(QuoteError::NotFound)?;
+            convertible(&current)?;
+            let moved = sql(CONVERT)
+                .bind(tenant_id)
+                .bind(id)
+                .bind(order_id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if moved == 0 {
+                return Err(QuoteError::ChangedMeanwhile { to });
+            }
+            let lines = lines_of(&mut *tx, tenant_id, &[id]).await?;
+            let new = order_of(id, &current, lines, payment_method);
+            let order =
+                orders::place_order_in(state, &mut tx, tenant_id, &order_id, new, now).await?;
+            commit(tx).await?;
+            order
+        }
+    };
+    let mut stale = order.stale_reads(tenant_id);
+    stale.extend(tags::quotation_changed(tenant_id));
+    state.cache.invalidate(&stale);
+    Ok(order)
+}
+
+/// The move to `converted`, from `accepted` only (what a racing move
+/// changed first is not converted).
+const CONVERT: &str = "UPDATE quotations SET status = 'converted', order_id = $3, updated_at = $4 \
+                       WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'";
+
+/// Whether the quotation as read may be converted. No date check: an
+/// accepted quotation is converted whatever its date.
+fn convertible(current: &QuotationRow) -> Result<(), QuoteError> {
     let from = current.status_as_of(&today())?;
     let to = QuotationStatus::Converted;
-    if !from.can_move_to(to) {
-        return Err(QuoteError::InvalidTransition { from, to });
+    if from.can_move_to(to) {
+        Ok(())
+    } else {
+        Err(QuoteError::InvalidTransition { from, to })
     }
-    // No date check: an accepted quotation is converted whatever its date.
-    let moved = sql("UPDATE quotations SET status = 'converted', order_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = 'accepted'")
-        .bind(tenant_id)
-        .bind(id)
-        .bind(order_id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    if moved == 0 {
-        return Err(QuoteError::ChangedMeanwhile { to });
-    }
-    let lines = lines_of(&mut *tx, tenant_id, &[id])
-        .await?
-        .remove(id)
-        .unwrap_or_default();
-    let new = NewOrder {
+}
+
+/// The order a quotation converts into: its customer, lines and notes, at
+/// the amounts it agreed.
+fn order_of(
+    id: &str,
+    current: &QuotationRow,
+    mut lines: HashMap<String, Vec<QuotationLine>>,
+    payment_method: PaymentMethod,
+) -> NewOrder {
+    let lines = lines.remove(id).unwrap_or_default();
+    NewOrder {
         customer_id: current.customer_id.clone(),
         items: lines
             .iter()
@@ -545,11 +600,44 @@ pub async fn convert(
                 .collect(),
         ),
         quotation_id: Some(id.to_owned()),
-    };
-    let order = orders::place_order_in(state, &mut tx, tenant_id, &order_id, new, now).await?;
-    commit(tx).await?;
-    let mut stale = order.stale_reads(tenant_id);
-    stale.extend(tags::quotation_changed(tenant_id));
-    state.cache.invalidate(&stale);
-    Ok(order)
+    }
+}
+
+/// PostgreSQL, for the `WITH` list of the order a quotation converts into:
+/// `quotation_locked` locks the quotation while it is still accepted;
+/// [`STILL_ACCEPTED_PG`] says whether it was.
+pub fn push_still_accepted_pg(q: &mut SqlBuilder, tenant_id: &TenantId, id: &str) {
+    q.push("quotation_locked AS MATERIALIZED (SELECT 1 FROM quotations WHERE tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND id = ")
+        .bind(id)
+        .push(" AND status = 'accepted' FOR UPDATE)");
+}
+
+/// Whether the quotation of [`push_still_accepted_pg`] was still accepted
+/// (an SQL condition of the same statement).
+pub const STILL_ACCEPTED_PG: &str = "EXISTS (SELECT 1 FROM quotation_locked)";
+
+/// PostgreSQL, after [`push_still_accepted_pg`]: `quotation_converted`
+/// makes the move [`CONVERT`] makes once `ready` (every check of the
+/// statement passed) holds, and returns a row when it did.
+pub fn push_converted_pg(
+    q: &mut SqlBuilder,
+    tenant_id: &TenantId,
+    id: &str,
+    order_id: &str,
+    now: i64,
+    ready: &str,
+) {
+    q.push("quotation_converted AS (UPDATE quotations SET status = 'converted', order_id = ")
+        .bind(order_id)
+        .push(", updated_at = ")
+        .bind(now)
+        .push(" WHERE tenant_id = ")
+        .bind(tenant_id)
+        .push(" AND id = ")
+        .bind(id)
+        .push(" AND status = 'accepted' AND ")
+        .push(ready)
+        .push(" RETURNING 1)");
 }
