@@ -17,7 +17,10 @@
 //! record beside it, the statement is a transaction of its own, shared by
 //! group commit with the tenant's other orders that arrive meanwhile
 //! (`platform::group_commit`): the rows stay locked for the statement and
-//! the batch's commit, never for a round trip to Brisk. On SQLite (one
+//! the batch's commit, never for a round trip to Brisk. Another module's
+//! write that must commit with the order (a converted quotation's move)
+//! joins the statement as a [`JoinedWrite`]: its check is the first, its
+//! write is guarded like the others. On SQLite (one
 //! writer) the same writes are a few statements in one transaction. The lifecycle ([`OrderStatus`]) is
 //! `placed → paid → shipped → delivered`, `placed | paid → cancelled`; a
 //! status moves only from the state it was read in (conditional update), so
@@ -48,5 +51,6 @@ pub use routes::router;
 pub use sales::{SaleLine, sale_lines};
 pub use stale_reads::StaleReads;
 pub use store::{
-    LinePrices, NewOrder, change_status_in, place_converted_order, place_order, place_order_in,
+    JoinedWrite, LinePrices, NewOrder, change_status_in, place_converted_order, place_order,
+    place_order_in,
 };

@@ -9,7 +9,7 @@ use super::error::OrderError;
 use super::lifecycle::{OrderStatus, PaymentMethod};
 use super::model::*;
 use crate::modules::pricing::{self, CartItem, PricedLine};
-use crate::modules::{crm, inventory, quotes, wallet};
+use crate::modules::{crm, inventory, wallet};
 use crate::platform::clock::{new_id, now_micros};
 use crate::platform::db::{Backend, SqlBuilder, Tx, commit, next_number, sql};
 use crate::platform::http::list::{Cursor, Page};
@@ -85,7 +85,7 @@ pub async fn place_order(
         (Backend::Postgres, None) => {
             let (statement, placed) = {
                 let mut conn = state.db.writer().acquire().await?;
-                order_statement_pg(&mut conn, tenant_id, &new_id(), new, now, false).await?
+                order_statement_pg(&mut conn, tenant_id, &new_id(), new, now, None).await?
             };
             let row = state
                 .db
@@ -107,21 +107,40 @@ pub async fn place_order(
     Ok(order)
 }
 
-/// PostgreSQL: places the order an accepted quotation converts into
-/// (`new.quotation_id`) and moves the quotation to `converted` in the same
-/// statement, grouped with the tenant's other orders like
-/// [`place_order`]; [`OrderError::QuotationChanged`] when the quotation
-/// was no longer accepted, with nothing written. The caller invalidates.
+/// A write of another module that an order's statement (PostgreSQL) makes
+/// with the order, all or nothing: the move of the quotation a conversion
+/// places. `check` appends to the statement's `WITH` list a part that
+/// locks what it checks, and `holds` (an SQL condition) says whether the
+/// check passed; `write` appends the write, to be made only once the
+/// condition it is given (every check of the statement) holds, and
+/// `written` says whether it was made. A check that does not hold is the
+/// statement's first refusal ([`OrderError::QuotationChanged`]), with
+/// nothing written.
+pub struct JoinedWrite {
+    pub check: Box<dyn FnOnce(&mut SqlBuilder) + Send>,
+    pub holds: &'static str,
+    pub write: PushGuardedWrite,
+    pub written: &'static str,
+}
+
+/// Appends a write to a `WITH` list, guarded by the SQL condition given.
+pub type PushGuardedWrite = Box<dyn FnOnce(&mut SqlBuilder, &str) + Send>;
+
+/// PostgreSQL: places the order an accepted quotation converts into,
+/// making the quotation's move (`joined`) in the same statement, grouped
+/// with the tenant's other orders like [`place_order`]. The caller
+/// invalidates.
 pub async fn place_converted_order(
     state: &AppState,
     tenant_id: &TenantId,
     order_id: &str,
     new: NewOrder,
     now: i64,
+    joined: JoinedWrite,
 ) -> Result<Order, OrderError> {
     let (statement, placed) = {
         let mut conn = state.db.writer().acquire().await?;
-        order_statement_pg(&mut conn, tenant_id, order_id, new, now, true).await?
+        order_statement_pg(&mut conn, tenant_id, order_id, new, now, Some(joined)).await?
     };
     let row = state
         .db
@@ -144,7 +163,7 @@ pub async fn place_order_in(
     match state.db.backend() {
         Backend::Postgres => {
             let (statement, placed) =
-                order_statement_pg(tx, tenant_id, order_id, new, now, false).await?;
+                order_statement_pg(tx, tenant_id, order_id, new, now, None).await?;
             let row = statement.fetch_one(&mut **tx).await;
             placed.answer(row)
         }
@@ -303,10 +322,9 @@ async fn order_statement_pg(
     order_id: &str,
     new: NewOrder,
     now: i64,
-    converts_quotation: bool,
+    joined: Option<JoinedWrite>,
 ) -> Result<(crate::platform::db::Sql, Unnumbered), OrderError> {
     let cart = priced_cart(conn, tenant_id, &new).await?;
-    let converted = new.quotation_id.clone().filter(|_| converts_quotation);
     let lines = cart_takes(&cart);
     let line_count = cart.lines.len().max(lines.len());
     let debit = new.payment_method == PaymentMethod::Wallet && cart.totals.total.minor_units() > 0;
@@ -325,14 +343,18 @@ async fn order_statement_pg(
     // the writes happen only once every check passed, so a refusal
     // writes nothing and leaves a shared transaction usable.
     let mut q = SqlBuilder::new("WITH ");
-    if let Some(quotation_id) = &converted {
-        quotes::push_still_accepted_pg(&mut q, tenant_id, quotation_id);
-        q.push(", ");
-    }
+    let (joined_write, joined_holds, joined_written) = match joined {
+        Some(j) => {
+            (j.check)(&mut q);
+            q.push(", ");
+            (Some(j.write), Some(j.holds), Some(j.written))
+        }
+        None => (None, None, None),
+    };
     inventory::push_stock_check_pg(&mut q, tenant_id, &lines);
     let mut ready = inventory::STOCK_ENOUGH_PG.to_owned();
-    if converted.is_some() {
-        ready = format!("{} AND {ready}", quotes::STILL_ACCEPTED_PG);
+    if let Some(holds) = joined_holds {
+        ready = format!("{holds} AND {ready}");
     }
     if debit {
         q.push(", ");
@@ -353,9 +375,9 @@ async fn order_statement_pg(
             &ready,
         );
     }
-    if let Some(quotation_id) = &converted {
+    if let Some(write) = joined_write {
         q.push(", ");
-        quotes::push_converted_pg(&mut q, tenant_id, quotation_id, order_id, now, &ready);
+        write(&mut q, &ready);
     }
     // The number once the stock (and the money) is taken, so the
     // counter, which every order of the tenant queues on, is locked last.
@@ -363,8 +385,8 @@ async fn order_statement_pg(
     if debit {
         taken.push_str(" AND EXISTS (SELECT 1 FROM wallet_debit)");
     }
-    if converted.is_some() {
-        taken.push_str(" AND EXISTS (SELECT 1 FROM quotation_converted)");
+    if let Some(written) = joined_written {
+        taken = format!("{taken} AND {written}");
     }
     q.push(", ");
     push_numbered_order_pg(&mut q, &row, now, &taken);
@@ -391,9 +413,9 @@ async fn order_statement_pg(
             // a line, the statement fails rather than write part of it.
             .push(" FROM numbered) SELECT (SELECT number FROM numbered) AS number, \
                    (SELECT last_at FROM numbered) AS last_at, CASE");
-    if converted.is_some() {
+    if let Some(holds) = joined_holds {
         q.push(" WHEN NOT ")
-            .push(quotes::STILL_ACCEPTED_PG)
+            .push(holds)
             .push(" THEN 'quotation_changed'");
     }
     q.push(" WHEN NOT ")

@@ -30,7 +30,4 @@ pub use error::QuoteError;
 pub use lifecycle::QuotationStatus;
 pub use model::{Quotation, QuotationAccepted};
 pub use routes::router;
-pub use store::{
-    QuotationInput, STILL_ACCEPTED_PG, convert, create as create_quotation, push_converted_pg,
-    push_still_accepted_pg, transition,
-};
+pub use store::{QuotationInput, convert, create as create_quotation, transition};

@@ -490,8 +490,7 @@ pub async fn transition(
 
 /// Converts an accepted quotation into an order at its prices: either both
 /// happen or neither. On PostgreSQL the quotation's move is part of the
-/// order's one statement ([`push_still_accepted_pg`], [`push_converted_pg`]),
-/// which shares its commit with the tenant's other orders (group commit);
+/// order's one statement ([`conversion_pg`]), which shares its commit with the tenant's other orders (group commit);
 /// on SQLite one transaction makes the move, then places the order.
 pub async fn convert(
     state: &AppState,
@@ -514,7 +513,8 @@ pub async fn convert(
             };
             convertible(&current)?;
             let new = order_of(id, &current, lines, payment_method);
-            orders::place_converted_order(state, tenant_id, &order_id, new, now)
+            let joined = conversion_pg(tenant_id, id, &order_id, now);
+            orders::place_converted_order(state, tenant_id, &order_id, new, now, joined)
                 .await
                 .map_err(|e| match e {
                     orders::OrderError::QuotationChanged => QuoteError::ChangedMeanwhile { to },
@@ -603,41 +603,37 @@ fn order_of(
     }
 }
 
-/// PostgreSQL, for the `WITH` list of the order a quotation converts into:
-/// `quotation_locked` locks the quotation while it is still accepted;
-/// [`STILL_ACCEPTED_PG`] says whether it was.
-pub fn push_still_accepted_pg(q: &mut SqlBuilder, tenant_id: &TenantId, id: &str) {
-    q.push("quotation_locked AS MATERIALIZED (SELECT 1 FROM quotations WHERE tenant_id = ")
-        .bind(tenant_id)
-        .push(" AND id = ")
-        .bind(id)
-        .push(" AND status = 'accepted' FOR UPDATE)");
-}
-
-/// Whether the quotation of [`push_still_accepted_pg`] was still accepted
-/// (an SQL condition of the same statement).
-pub const STILL_ACCEPTED_PG: &str = "EXISTS (SELECT 1 FROM quotation_locked)";
-
-/// PostgreSQL, after [`push_still_accepted_pg`]: `quotation_converted`
-/// makes the move [`CONVERT`] makes once `ready` (every check of the
-/// statement passed) holds, and returns a row when it did.
-pub fn push_converted_pg(
-    q: &mut SqlBuilder,
-    tenant_id: &TenantId,
-    id: &str,
-    order_id: &str,
-    now: i64,
-    ready: &str,
-) {
-    q.push("quotation_converted AS (UPDATE quotations SET status = 'converted', order_id = ")
-        .bind(order_id)
-        .push(", updated_at = ")
-        .bind(now)
-        .push(" WHERE tenant_id = ")
-        .bind(tenant_id)
-        .push(" AND id = ")
-        .bind(id)
-        .push(" AND status = 'accepted' AND ")
-        .push(ready)
-        .push(" RETURNING 1)");
+/// PostgreSQL: the move [`CONVERT`] makes, as part of the statement that
+/// places the quotation's order. `quotation_locked` locks the quotation
+/// while it is still accepted (the check); `quotation_converted` moves it
+/// once every check of the statement passed, and returns a row when it did.
+fn conversion_pg(tenant_id: &TenantId, id: &str, order_id: &str, now: i64) -> orders::JoinedWrite {
+    let (tenant, quotation) = (tenant_id.clone(), id.to_owned());
+    let check = move |q: &mut SqlBuilder| {
+        q.push("quotation_locked AS MATERIALIZED (SELECT 1 FROM quotations WHERE tenant_id = ")
+            .bind(&tenant)
+            .push(" AND id = ")
+            .bind(quotation.as_str())
+            .push(" AND status = 'accepted' FOR UPDATE)");
+    };
+    let (tenant, quotation, order) = (tenant_id.clone(), id.to_owned(), order_id.to_owned());
+    let write = move |q: &mut SqlBuilder, ready: &str| {
+        q.push("quotation_converted AS (UPDATE quotations SET status = 'converted', order_id = ")
+            .bind(order.as_str())
+            .push(", updated_at = ")
+            .bind(now)
+            .push(" WHERE tenant_id = ")
+            .bind(&tenant)
+            .push(" AND id = ")
+            .bind(quotation.as_str())
+            .push(" AND status = 'accepted' AND ")
+            .push(ready)
+            .push(" RETURNING 1)");
+    };
+    orders::JoinedWrite {
+        check: Box::new(check),
+        holds: "EXISTS (SELECT 1 FROM quotation_locked)",
+        write: Box::new(write),
+        written: "EXISTS (SELECT 1 FROM quotation_converted)",
+    }
 }
