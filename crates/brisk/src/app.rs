@@ -172,6 +172,10 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     background: Background,
+    /// The cache fan-out, stopped after `background` so that what the
+    /// job runners invalidate as they stop (a job handed back) still
+    /// reaches the other nodes.
+    fanout: Background,
 }
 
 /// The node's background tasks. Each one watches the stop signal and ends
@@ -276,13 +280,14 @@ impl RunningServer {
         // notifier (a background task) sends what is queued and stops.
         self.state.cache.settle(Duration::from_secs(2)).await;
         self.background.stop().await;
+        self.fanout.stop().await;
         self.state.db.close().await;
         result
     }
 
     /// Background tasks still running (all of them until shutdown).
     pub fn background_tasks(&self) -> usize {
-        self.background.running()
+        self.background.running() + self.fanout.running()
     }
 }
 
@@ -296,6 +301,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let state = build_state(config).await?;
     log_settings(&state, addr);
     let background = spawn_background(&state);
+    let mut fanout = Background::new();
+    spawn_cache_fanout(&state, &mut fanout);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -311,6 +318,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         stop,
         task,
         background,
+        fanout,
     })
 }
 
@@ -439,12 +447,13 @@ async fn prune(db: &Db, cache: &Cache) {
 /// The housekeeping of one node: rate-limit maps every minute, expired
 /// idempotency keys, dispatched events and done jobs hourly (and once at
 /// start); and the share-link click flusher, whose last flush on stop
-/// comes before the pools close.
+/// comes before the pools close. The cache fan-out is not among them: it
+/// runs in a `Background` of its own that stops after these, so what they
+/// invalidate while stopping reaches the other nodes.
 fn spawn_background(state: &AppState) -> Background {
     let mut background = Background::new();
     spawn_workers(state, &mut background, state.config.workers);
     spawn_pruning(state, &mut background);
-    spawn_cache_fanout(state, &mut background);
     let (db, cache, clicks) = (
         state.db.clone(),
         state.cache.clone(),

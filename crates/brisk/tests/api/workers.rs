@@ -1,6 +1,7 @@
 //! `brisk worker` processes beside `brisk serve` nodes on one PostgreSQL:
 //! a worker killed while it holds a job, many orders across nodes handled
-//! by one worker process, and a graceful stop in the middle of a job.
+//! by one worker process, and a graceful stop in the middle of a job (of a
+//! worker, and of a serving node that runs jobs).
 //! PostgreSQL only: several processes sharing one database is a PostgreSQL
 //! deployment (SQLite is one embedded file for one process).
 
@@ -309,18 +310,78 @@ async fn five_hundred_orders_across_two_nodes_get_exactly_one_confirmation_each_
     a.stop().await;
 }
 
-#[tokio::test]
-async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() {
-    if !is_postgres() {
-        return;
-    }
+/// What the hand-back tests start from: a serving node without workers,
+/// a shop, and a customer whose order confirmation goes to `silent`, an
+/// SMTP server that takes the connection and never answers (so the job
+/// stays running until its runner stops).
+struct HandBack {
+    sink: Sink,
+    silent: SmtpGate,
+    node: TestServer,
+    shop: Shop,
+    token: String,
+    address: String,
+    customer: String,
+}
+
+async fn hand_back(name: &str) -> HandBack {
     let sink = sink();
     let silent = SmtpGate::new(sink.addr(), vec![], Gate::Hold).await;
     let node = start_with(|c| c.workers = 0).await;
     let shop = shop(&node, "USD", 700, 10).await;
     let token = shop.owner.token.clone();
-    let address = unique_email("handed-back");
+    let address = unique_email(name);
     let customer = shop.customer(&node, "Hana", Some(&address)).await;
+    HandBack {
+        sink,
+        silent,
+        node,
+        shop,
+        token,
+        address,
+        customer,
+    }
+}
+
+/// Waits until `node`'s job list shows the one job running and its runner
+/// connected to the silent SMTP server.
+async fn claimed(node: &TestServer, token: &str, silent: &SmtpGate, by: &str) {
+    wait_for_jobs(node, token, "", by, |j| {
+        j.len() == 1 && j[0]["status"] == "running"
+    })
+    .await;
+    wait_for_connection(silent).await;
+}
+
+/// Waits until `node`'s job list shows the job queued again, its cut-short
+/// attempt not counted. Other nodes hear of a change within a second: the
+/// list is polled for it.
+async fn handed_back(node: &TestServer, token: &str) {
+    let back = wait_for_jobs(node, token, "", "the job handed back", |j| {
+        j[0]["status"] != "running"
+    })
+    .await;
+    assert_eq!(back[0]["status"], "queued", "{}", back[0]);
+    assert_eq!(
+        back[0]["attempts"], 0,
+        "the cut-short attempt is not counted"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() {
+    if !is_postgres() {
+        return;
+    }
+    let HandBack {
+        sink,
+        silent,
+        node,
+        shop,
+        token,
+        address,
+        customer,
+    } = hand_back("handed-back").await;
     // A lease far longer than the test: only the hand-back can free the job.
     let first = worker(
         &node.database_url,
@@ -331,24 +392,11 @@ async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() 
         ],
     );
     shop.order(&node, &customer, 1).await;
-    wait_for_jobs(&node, &token, "", "the worker's claim", |j| {
-        j.len() == 1 && j[0]["status"] == "running"
-    })
-    .await;
-    wait_for_connection(&silent).await;
+    claimed(&node, &token, &silent, "the worker's claim").await;
 
     let (status, lines) = first.stop();
     assert_eq!(status.code(), Some(0), "{lines:?}");
-    // Other nodes hear of a change within a second: poll for it.
-    let back = wait_for_jobs(&node, &token, "", "the job handed back", |j| {
-        j[0]["status"] != "running"
-    })
-    .await;
-    assert_eq!(back[0]["status"], "queued", "{}", back[0]);
-    assert_eq!(
-        back[0]["attempts"], 0,
-        "the cut-short attempt is not counted"
-    );
+    handed_back(&node, &token).await;
 
     // Another worker takes it at once.
     let second = worker(&node.database_url, &sink.url, &[]);
@@ -360,5 +408,40 @@ async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() 
     assert_eq!(sink.wait_for(&address, 1).await.len(), 1);
     let (status, _) = second.stop();
     assert_eq!(status.code(), Some(0));
+    node.stop().await;
+}
+
+/// The same graceful stop on a serving node that runs jobs: `brisk serve`
+/// stops its job runners before its cache fan-out, so the hand-back's
+/// news reaches the other nodes, whose cached job list shows the job
+/// queued again.
+#[tokio::test]
+async fn a_serving_node_stopped_mid_job_hands_it_back_and_the_other_nodes_hear_of_it() {
+    if !is_postgres() {
+        return;
+    }
+    let HandBack {
+        silent,
+        node,
+        shop,
+        token,
+        customer,
+        ..
+    } = hand_back("served-back").await;
+    let runner = start_beside(&node, |c| {
+        c.workers = 1;
+        c.smtp_url = Some(silent.url());
+        // A lease far longer than the test: only the hand-back frees the job.
+        c.job_lease_ms = 3_600_000;
+        c.shutdown_grace_secs = 1;
+    })
+    .await;
+    // The other node's job list is cached before the claim and after it.
+    wait_for_jobs(&node, &token, "", "an empty list", |j| j.is_empty()).await;
+    shop.order(&node, &customer, 1).await;
+    claimed(&node, &token, &silent, "the serving node's claim").await;
+
+    runner.stop().await;
+    handed_back(&node, &token).await;
     node.stop().await;
 }
