@@ -288,7 +288,7 @@ pub fn render(r: &Report) -> String {
         Some(s) => {
             let _ = write!(
                 h,
-                "<h2>Server process {}</h2><p>RSS {:.1} MB at the start, {:.1} MB at the end (growth {:.2} MB, most {:.1} MB); CPU {:.0} % of one core on average.</p>",
+                "<h2>Server process {}</h2><p>RSS {:.1} MB at the start, {:.1} MB at the end (growth {:.2} MB, the median of the last tenth of the samples minus the first tenth's; most {:.1} MB); CPU {:.0} % of one core on average.</p>",
                 s.pid,
                 s.rss_start_bytes as f64 / 1e6,
                 s.rss_end_bytes as f64 / 1e6,

@@ -796,12 +796,13 @@ async fn sample_server(pid: u32, start: Instant, stop: Instant) -> Option<Server
     }
     let first = samples.first()?.rss_bytes;
     let end = samples.last()?.rss_bytes;
+    let rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
     Some(ServerInfo {
         pid,
         rss_start_bytes: first,
         rss_end_bytes: end,
-        rss_max_bytes: samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0),
-        rss_growth_bytes: end as i64 - first as i64,
+        rss_max_bytes: rss.iter().copied().max().unwrap_or(0),
+        rss_growth_bytes: rss_trend(&rss),
         cpu_mean_percent: if samples.len() > 1 {
             cpu_total / (samples.len() - 1) as f64
         } else {
@@ -811,9 +812,49 @@ async fn sample_server(pid: u32, start: Instant, stop: Instant) -> Option<Server
     })
 }
 
+/// How much the server's RSS grew over the run: the median of the last
+/// tenth of the samples minus the median of the first tenth. A server's
+/// RSS swings with transient buffers (one login's password hash holds a
+/// few MiB for a moment); the end points of the run may fall on such a
+/// swing, a tenth's median does not, while a steady climb still shows in
+/// full.
+fn rss_trend(rss: &[u64]) -> i64 {
+    fn median(part: &[u64]) -> i64 {
+        let mut sorted = part.to_vec();
+        sorted.sort_unstable();
+        sorted
+            .get(sorted.len() / 2)
+            .map_or(0, |&m| i64::try_from(m).unwrap_or(i64::MAX))
+    }
+    let tenth = (rss.len() / 10).max(1);
+    if rss.is_empty() {
+        return 0;
+    }
+    median(&rss[rss.len() - tenth..]) - median(&rss[..tenth])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rss_growth_is_a_trend_not_two_points() {
+        const MB: u64 = 1_000_000;
+        // Flat at 40 MB with a login's 7 MB swing at the very end: no growth.
+        let mut flat = vec![40 * MB; 100];
+        flat[99] = 47 * MB;
+        flat[0] = 33 * MB;
+        assert_eq!(rss_trend(&flat), 0);
+        // A steady climb of 0.1 MB a sample shows in full (9 MB between
+        // the tenths' medians).
+        let climb: Vec<u64> = (0..100).map(|i| 40 * MB + i * MB / 10).collect();
+        assert_eq!(rss_trend(&climb), 9 * MB as i64);
+        // Shrinking is negative; one or no sample is no growth.
+        let shrink: Vec<u64> = (0..20).map(|i| 60 * MB - i * MB).collect();
+        assert!(rss_trend(&shrink) < 0);
+        assert_eq!(rss_trend(&[40 * MB]), 0);
+        assert_eq!(rss_trend(&[]), 0);
+    }
 
     #[test]
     fn reads_proc_stat() {

@@ -107,7 +107,8 @@ pub struct ServerInfo {
     pub rss_start_bytes: u64,
     pub rss_end_bytes: u64,
     pub rss_max_bytes: u64,
-    /// End minus start (negative when it shrank).
+    /// The median of the last tenth of the samples minus that of the first
+    /// tenth (negative when it shrank): a trend, not two points of a swing.
     pub rss_growth_bytes: i64,
     pub cpu_mean_percent: f64,
 }
