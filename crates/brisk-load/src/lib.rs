@@ -826,10 +826,10 @@ fn rss_trend(rss: &[u64]) -> i64 {
             .get(sorted.len() / 2)
             .map_or(0, |&m| i64::try_from(m).unwrap_or(i64::MAX))
     }
-    let tenth = (rss.len() / 10).max(1);
     if rss.is_empty() {
         return 0;
     }
+    let tenth = (rss.len() / 10).max(1);
     median(&rss[rss.len() - tenth..]) - median(&rss[..tenth])
 }
 

@@ -373,42 +373,35 @@ async fn sigterm_makes_a_worker_hand_back_the_job_it_cannot_finish_and_exit_0() 
     if !is_postgres() {
         return;
     }
-    let HandBack {
-        sink,
-        silent,
-        node,
-        shop,
-        token,
-        address,
-        customer,
-    } = hand_back("handed-back").await;
+    let h = hand_back("handed-back").await;
+    let (node, token) = (&h.node, &h.token);
     // A lease far longer than the test: only the hand-back can free the job.
     let first = worker(
         &node.database_url,
-        &silent.url(),
+        &h.silent.url(),
         &[
             ("BRISK_SHUTDOWN_GRACE_SECS", "1"),
             ("BRISK_JOB_LEASE_MS", "3600000"),
         ],
     );
-    shop.order(&node, &customer, 1).await;
-    claimed(&node, &token, &silent, "the worker's claim").await;
+    h.shop.order(node, &h.customer, 1).await;
+    claimed(node, token, &h.silent, "the worker's claim").await;
 
     let (status, lines) = first.stop();
     assert_eq!(status.code(), Some(0), "{lines:?}");
-    handed_back(&node, &token).await;
+    handed_back(node, token).await;
 
     // Another worker takes it at once.
-    let second = worker(&node.database_url, &sink.url, &[]);
-    let done = wait_for_jobs(&node, &token, "", "the job run by the next worker", |j| {
+    let second = worker(&node.database_url, &h.sink.url, &[]);
+    let done = wait_for_jobs(node, token, "", "the job run by the next worker", |j| {
         j[0]["status"] == "done"
     })
     .await;
     assert_eq!(done[0]["attempts"], 1);
-    assert_eq!(sink.wait_for(&address, 1).await.len(), 1);
+    assert_eq!(h.sink.wait_for(&h.address, 1).await.len(), 1);
     let (status, _) = second.stop();
     assert_eq!(status.code(), Some(0));
-    node.stop().await;
+    h.node.stop().await;
 }
 
 /// The same graceful stop on a serving node that runs jobs: `brisk serve`

@@ -149,9 +149,10 @@ pub async fn place_converted_order(
     placed.answer(row)
 }
 
-/// The body of [`place_order`] inside a caller's transaction (quotation
-/// conversion places its order in the transaction that converts it). A
-/// refusal leaves the transaction to be rolled back.
+/// The body of [`place_order`] inside a caller's transaction (on SQLite a
+/// quotation's conversion places its order in the transaction that
+/// converts it; `brisk seed` places its history this way). A refusal
+/// leaves the transaction to be rolled back.
 pub async fn place_order_in(
     state: &AppState,
     tx: &mut Tx,
@@ -301,6 +302,12 @@ async fn place_order_sqlite(
     Ok(order)
 }
 
+/// Orders of up to this many lines keep their statement in each
+/// connection's statement cache whatever the number of values it binds
+/// (see [`order_statement_pg`]): at most 2 × this many shapes per
+/// connection, with or without a wallet payment.
+const KEPT_ORDER_LINES: usize = 10;
+
 /// PostgreSQL: every write of the order in one statement — the stock (with
 /// its movements and `stock.low` events), the wallet debit and its ledger
 /// entry, the tenant's order number, the order, its items, its first
@@ -310,12 +317,8 @@ async fn place_order_sqlite(
 /// the previous part succeeded), and stay locked for the rest of the
 /// statement and the commit alone. A short line or wallet is answered in
 /// the `refused` column with nothing written ([`Unnumbered::answer`]).
-/// Orders of up to this many lines keep their statement in each
-/// connection's statement cache whatever the number of values it binds
-/// (see [`order_statement_pg`]): at most 2 × this many shapes per
-/// connection, with or without a wallet payment.
-const KEPT_ORDER_LINES: usize = 10;
-
+/// `joined` (a conversion's quotation move) is checked first and written
+/// with the rest.
 async fn order_statement_pg(
     conn: &mut AnyConnection,
     tenant_id: &TenantId,

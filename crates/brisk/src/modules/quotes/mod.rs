@@ -14,9 +14,9 @@
 //! quotation as read back) in its transaction; conversion marks the
 //! quotation converted and places its order — at the quotation's prices —
 //! all or nothing (on PostgreSQL in the order's one statement, which the
-//! tenant's other orders share a commit with). [`quotation_counts`] counts them as the dashboard
-//! shows them. The store fails with [`QuoteError`]; `error.rs`
-//! alone maps it onto the API's codes.
+//! tenant's other orders share a commit with). [`quotation_counts`]
+//! counts them as the dashboard shows them. The store fails with
+//! [`QuoteError`]; `error.rs` alone maps it onto the API's codes.
 
 mod counts;
 mod error;

@@ -490,8 +490,9 @@ pub async fn transition(
 
 /// Converts an accepted quotation into an order at its prices: either both
 /// happen or neither. On PostgreSQL the quotation's move is part of the
-/// order's one statement ([`conversion_pg`]), which shares its commit with the tenant's other orders (group commit);
-/// on SQLite one transaction makes the move, then places the order.
+/// order's one statement (`conversion_pg`), which shares its commit
+/// with the tenant's other orders (group commit); on SQLite one
+/// transaction makes the move, then places the order.
 pub async fn convert(
     state: &AppState,
     tenant_id: &TenantId,
